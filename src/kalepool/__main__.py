@@ -1,0 +1,3 @@
+from kalepool.cli import main
+
+main()

@@ -1,0 +1,99 @@
+"""The ``kalepool`` command line: thin commands over library functions.
+
+Each command collects its inputs, calls into the package, and prints the result.
+Errors deriving from :class:`kalepool.errors.KalePoolError` (or ``ValueError``) are
+printed as one line on stderr with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from kalepool import __version__
+
+app = typer.Typer(
+    name="kalepool",
+    help="Pooled KALE mining on Stellar: devnet, pool backend, pooler, miner and demo.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML settings file (also KALEPOOL_CONFIG)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print a one-line error and exit."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kalepool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """kalepool: pooled KALE mining on Stellar."""
+
+
+config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective settings as JSON, secrets redacted."""
+    from kalepool.settings import load_settings
+
+    print_json(load_settings(config).redacted())
+
+
+@app.command()
+def demo(
+    farmers: Annotated[int, typer.Option(min=1, help="Number of farmers.")] = 8,
+    blocks: Annotated[int, typer.Option(min=1, help="Number of blocks to run.")] = 3,
+    poolers: Annotated[int, typer.Option(min=1, help="Number of poolers.")] = 1,
+    block_interval: Annotated[int, typer.Option(min=1, help="Devnet block interval, s.")] = 30,
+    ledger_seconds: Annotated[float, typer.Option(min=0.1, help="Devnet ledger time, s.")] = 1.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the whole pool on the embedded defaults: devnet, PostgreSQL, backend, pooler."""
+    fail(
+        "the demo is not built yet: it will start the devnet, an embedded PostgreSQL, "
+        f"the backend and {poolers} pooler(s), then plant, mine, work and harvest "
+        f"{blocks} block(s) for {farmers} farmers (see the open issues)"
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except (ValueError, FileNotFoundError) as exc:  # KalePoolError input errors are ValueErrors
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

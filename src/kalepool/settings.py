@@ -1,0 +1,136 @@
+"""One typed settings tree for every kalepool process.
+
+Sources, highest precedence first: explicit keyword arguments, environment variables
+(``KALEPOOL_`` prefix, ``__`` between nested names, e.g. ``KALEPOOL_STELLAR__NETWORK``),
+an optional TOML file (``--config FILE`` or ``KALEPOOL_CONFIG``), then the defaults below.
+
+Amounts are stroops (1 KALE = 10,000,000), durations seconds, unless a name says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from kalepool.kale.networks import NetworkName, NetworkProfile, profile
+
+
+class StellarSettings(BaseModel):
+    """How to reach the chain. Unset fields fall back to the network profile."""
+
+    network: NetworkName = "devnet"
+    rpc_urls: list[str] | None = Field(default=None, description="RPC URLs, tried in order")
+    passphrase: str | None = None
+    farm_contract_id: str | None = None
+    kale_issuer: str | None = None
+    kale_sac_id: str | None = None
+    request_timeout: float = Field(default=10.0, gt=0, description="seconds per RPC request")
+    poll_interval: float = Field(default=1.0, gt=0, description="seconds between getTransaction polls")
+    tx_timeout: int = Field(default=60, gt=0, description="transaction validity window, seconds")
+    fee_percentile: int = Field(default=90, ge=10, le=99, description="inclusion fee percentile")
+    max_inclusion_fee: int = Field(default=10_000, ge=100, description="cap on the inclusion fee, stroops")
+    launchtube_url: str | None = None
+    launchtube_token: SecretStr | None = None
+
+    def profile(self) -> NetworkProfile:
+        """The network profile with this section's overrides applied."""
+        base = profile(self.network)
+        return NetworkProfile(
+            name=base.name,
+            passphrase=self.passphrase or base.passphrase,
+            rpc_urls=tuple(self.rpc_urls) if self.rpc_urls else base.rpc_urls,
+            farm_contract_id=self.farm_contract_id or base.farm_contract_id,
+            kale_issuer=self.kale_issuer or base.kale_issuer,
+            kale_sac_id=self.kale_sac_id or base.kale_sac_id,
+            block_interval=base.block_interval,
+            friendbot_url=base.friendbot_url,
+        )
+
+
+class DatabaseSettings(BaseModel):
+    """PostgreSQL. With no URL, an embedded server is started under ``data_dir``."""
+
+    url: SecretStr | None = Field(default=None, description="postgresql+psycopg://user:pw@host/db")
+    data_dir: Path = Path(".kalepool/pgdata")
+    pool_size: int = Field(default=10, ge=1)
+
+
+class DevnetSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    ledger_seconds: float = Field(default=5.0, gt=0)
+    block_interval: int = Field(default=300, ge=1)
+    temp_ttl: int = Field(default=17_280, ge=1, description="ledgers a temporary entry lives")
+    state_file: Path | None = None
+
+
+class MinerSettings(BaseModel):
+    threads: int | None = Field(default=None, ge=1, description="default: all cores")
+    cpu_target: str | None = Field(default=None, description="force a numba CPU target, e.g. 'x86-64-v3'")
+
+
+class Settings(BaseSettings):
+    """The whole configuration of a kalepool process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KALEPOOL_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        nested_model_default_partial_update=True,
+    )
+
+    config_file: ClassVar[Path | None] = None
+
+    stellar: StellarSettings = StellarSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    devnet: DevnetSettings = DevnetSettings()
+    miner: MinerSettings = MinerSettings()
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.config_file))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _check_network(self) -> Settings:
+        self.stellar.profile()  # validates the network name and overrides
+        return self
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets replaced by ``'**********'``."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from arguments, the environment and an optional TOML file."""
+    path = config_file or os.environ.get("KALEPOOL_CONFIG")
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+
+    class _Loaded(Settings):
+        config_file: ClassVar[Path | None] = Path(path) if path else None
+
+    _Loaded.__name__ = "Settings"
+    return _Loaded(**overrides)
