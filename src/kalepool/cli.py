@@ -86,6 +86,18 @@ def demo(
     )
 
 
+# --- devnet commands (owned by the devnet part) -------------------------------------------
+
+
+# --- miner commands (owned by the miner part) ----------------------------------------------
+
+
+# --- backend commands (owned by the backend part) ------------------------------------------
+
+
+# --- pooler commands (owned by the pooler part) --------------------------------------------
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
