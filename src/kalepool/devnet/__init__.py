@@ -1,0 +1,1 @@
+"""The devnet: a local Stellar network running the KALE farm."""

@@ -1,0 +1,1 @@
+"""The pooler: the mining-machine service (block monitor, plant coordinator, work manager)."""
