@@ -94,6 +94,81 @@ def demo(
 
 # --- backend commands (owned by the backend part) ------------------------------------------
 
+backend_app = typer.Typer(
+    help="The pool backend: database migrations, custody keys, the HTTP server.", no_args_is_help=True
+)
+app.add_typer(backend_app, name="backend")
+
+RevisionOption = Annotated[str, typer.Option("--revision", "-r", help="Alembic revision.")]
+
+
+@backend_app.command("migrate")
+def backend_migrate(config: ConfigOption = None, revision: RevisionOption = "head") -> None:
+    """Migrate the database (database.url, or the embedded one) up to REVISION."""
+    from kalepool.backend.db import migrate
+    from kalepool.backend.runtime import database_target
+    from kalepool.settings import load_settings
+
+    with database_target(load_settings(config)) as target:
+        migrate.upgrade(target.url, revision)
+        typer.echo(f"database at revision {migrate.current_revision(target.url)}")
+
+
+@backend_app.command("downgrade")
+def backend_downgrade(
+    config: ConfigOption = None,
+    revision: RevisionOption = "base",
+    yes: Annotated[bool, typer.Option("--yes", help="Really drop (base drops every table).")] = False,
+) -> None:
+    """Migrate the database down to REVISION (default: base, which drops everything)."""
+    from kalepool.backend.db import migrate
+    from kalepool.backend.runtime import database_target
+    from kalepool.settings import load_settings
+
+    if not yes:
+        fail(f"downgrading to {revision} can drop data: add --yes to proceed", code=2)
+    with database_target(load_settings(config)) as target:
+        migrate.downgrade(target.url, revision)
+        typer.echo(f"database at revision {migrate.current_revision(target.url)}")
+
+
+@backend_app.command("serve")
+def backend_serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (backend.host).")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port (backend.port).")] = None,
+    run_migrations: Annotated[
+        bool, typer.Option("--migrate", help="Migrate first (always done on the embedded database).")
+    ] = False,
+) -> None:
+    """Serve the REST API (uvicorn) until interrupted."""
+    from kalepool.backend.runtime import serve
+    from kalepool.settings import load_settings
+
+    serve(load_settings(config), host=host, port=port, run_migrations=run_migrations)
+
+
+@backend_app.command("generate-master-key")
+def backend_generate_master_key() -> None:
+    """Print a new master key (base64): put it first in KALEPOOL_BACKEND__MASTER_KEY."""
+    from kalepool.backend.custody import generate_master_key
+
+    typer.echo(generate_master_key())
+
+
+@backend_app.command("rotate-master-key")
+def backend_rotate_master_key(config: ConfigOption = None) -> None:
+    """Re-seal every custodial secret under the first (active) master key.
+
+    Configure the new key first and the old one(s) after it, run this, then drop the old keys.
+    """
+    from kalepool.backend.runtime import rotate_master_key
+    from kalepool.settings import load_settings
+
+    count = rotate_master_key(load_settings(config))
+    typer.echo(f"re-sealed {count} secret(s)")
+
+
 
 # --- pooler commands (owned by the pooler part) --------------------------------------------
 

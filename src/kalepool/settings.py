@@ -78,6 +78,40 @@ class MinerSettings(BaseModel):
     cpu_target: str | None = Field(default=None, description="force a numba CPU target, e.g. 'x86-64-v3'")
 
 
+class BackendSettings(BaseModel):
+    """The pool backend: HTTP server, custody keys, funding rule, rate limits.
+
+    ``master_key`` (env ``KALEPOOL_BACKEND__MASTER_KEY``) or ``master_key_file`` holds the
+    keys that encrypt custodial secrets: base64 of 32 random bytes each, comma- (or line-)
+    separated, the first one encrypting new secrets and the others only decrypting old ones
+    (``kalepool backend generate-master-key``, ``kalepool backend rotate-master-key``).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    master_key: SecretStr | None = Field(default=None, description="base64 key(s), first encrypts")
+    master_key_file: Path | None = Field(default=None, description="file with one base64 key a line")
+    admin_token: SecretStr | None = Field(default=None, description="bearer token of the operator API")
+    min_xlm_balance: int = Field(
+        default=25_000_000,
+        ge=0,
+        description="stroops of XLM a custodial account needs to count as funded (reserves + fees)",
+    )
+    plant_concurrency: int = Field(default=16, ge=1, description="chain calls in flight per request")
+    rate_limit_rps: float = Field(default=20.0, gt=0, description="requests/s per API key or token")
+    rate_limit_burst: int = Field(default=100, ge=1, description="bucket size per API key or token")
+    anonymous_rate_limit_rps: float = Field(default=2.0, gt=0, description="requests/s per client IP")
+    anonymous_rate_limit_burst: int = Field(default=20, ge=1)
+    workers: bool = Field(default=True, description="run the background workers in the API process")
+
+    @model_validator(mode="after")
+    def _check_admin_token(self) -> BackendSettings:
+        token = self.admin_token.get_secret_value() if self.admin_token else None
+        if token is not None and len(token) < 24:
+            raise ValueError("backend.admin_token must be at least 24 characters")
+        return self
+
+
 class Settings(BaseSettings):
     """The whole configuration of a kalepool process."""
 
@@ -94,6 +128,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     devnet: DevnetSettings = DevnetSettings()
     miner: MinerSettings = MinerSettings()
+    backend: BackendSettings = BackendSettings()
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -1,0 +1,112 @@
+"""The app factory: ``create_app(context)`` → a FastAPI app serving ``/api/v1`` and health.
+
+Nothing happens at import time: the caller builds the context (database, chain, keyring,
+settings) and passes it in, so tests and the CLI assemble the same app differently.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kalepool import __version__
+from kalepool.backend.api.app_context import BackendContext
+from kalepool.backend.api.errors import install_error_handlers
+from kalepool.backend.api.routes import farmers, health, operator, pooler
+from kalepool.backend.metrics import Metrics
+
+__all__ = ["API_PREFIX", "BackendContext", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+Pooled KALE mining on Stellar. Three kinds of callers, each with its own bearer credential:
+
+* **operator**: the admin token from the backend settings (`/poolers`, `/blocks`);
+* **pooler**: its API key, acting only on its own farmers (`/pooler/...`);
+* **farmer**: the token returned at registration, for its own record (`/farmers/{id}`).
+
+Every error answer is `{"error": {"code", "message", "field"?}}`. Amounts are integers in
+stroops (1 KALE = 10,000,000). Requests are rate-limited per credential (per client IP
+without one); a refused request gets 429 with `Retry-After`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's template (``/api/v1/farmers/{farmer_id}``), or ``unmatched``."""
+    template = getattr(scope.get("route"), "path", None)
+    if not template:
+        return "unmatched"
+    # routes of included routers may report their path without the include prefix
+    if scope.get("path", "").startswith(API_PREFIX + "/") and not template.startswith(API_PREFIX + "/"):
+        template = API_PREFIX + template
+    return str(template)
+
+
+class _MetricsMiddleware:
+    """Counts and times every HTTP request by route template (not by raw path)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            template = _route_template(scope)
+            method = scope.get("method", "")
+            self.metrics.requests.labels(method=method, route=template, status=str(status)).inc()
+            self.metrics.latency.labels(method=method, route=template).observe(time.perf_counter() - start)
+
+
+def create_app(context: BackendContext, *, dispose_on_shutdown: bool = False) -> FastAPI:
+    """The backend's ASGI app. ``dispose_on_shutdown``: close the database pool at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if dispose_on_shutdown:
+            await context.db.dispose()
+
+    app = FastAPI(
+        title="kalepool backend",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        openapi_tags=[
+            {"name": "operator", "description": "The pool operator (admin token)"},
+            {"name": "pooler", "description": "Mining machines (pooler API key)"},
+            {"name": "farmers", "description": "Farmers (farmer token; registration is open)"},
+            {"name": "health", "description": "Liveness, readiness, metrics"},
+        ],
+    )
+    app.state.backend = context
+    install_error_handlers(app)
+    app.add_middleware(_MetricsMiddleware, metrics=context.metrics)
+    app.include_router(health.router)
+    for router in (operator.router, farmers.router, pooler.router):
+        app.include_router(router, prefix=API_PREFIX)
+    return app

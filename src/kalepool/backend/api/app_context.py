@@ -1,0 +1,49 @@
+"""What the routes share: settings, database, chain, custody, limits, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kalepool.backend.chain import Chain
+from kalepool.backend.custody import Keyring, Signer
+from kalepool.backend.db.session import Database
+from kalepool.backend.metrics import Metrics
+from kalepool.backend.ratelimit import RateLimiter
+from kalepool.settings import BackendSettings
+
+__all__ = ["BackendContext"]
+
+
+@dataclass
+class BackendContext:
+    settings: BackendSettings
+    db: Database
+    chain: Chain
+    keyring: Keyring
+    signer: Signer
+    limiter: RateLimiter
+    anonymous_limiter: RateLimiter
+    metrics: Metrics
+
+    @classmethod
+    def build(
+        cls,
+        settings: BackendSettings,
+        *,
+        db: Database,
+        chain: Chain,
+        keyring: Keyring,
+        metrics: Metrics | None = None,
+    ) -> BackendContext:
+        return cls(
+            settings=settings,
+            db=db,
+            chain=chain,
+            keyring=keyring,
+            signer=Signer(keyring),
+            limiter=RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst),
+            anonymous_limiter=RateLimiter(
+                settings.anonymous_rate_limit_rps, settings.anonymous_rate_limit_burst
+            ),
+            metrics=metrics or Metrics(),
+        )

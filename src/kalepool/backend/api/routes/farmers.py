@@ -1,0 +1,109 @@
+"""Farmer endpoints: registration (open, rate-limited per IP) and the farmer's own record."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, status
+
+from kalepool.backend.api import schemas as s
+from kalepool.backend.api import views
+from kalepool.backend.api.deps import ContextDep, FarmerDep, anonymous_rate_limit
+from kalepool.backend.api.errors import responses
+from kalepool.backend.enums import FundingState
+from kalepool.backend.errors import Forbidden
+from kalepool.backend.services import farmers
+from kalepool.backend.services.auth import Principal
+
+router = APIRouter(prefix="/farmers", tags=["farmers"])
+
+
+def _own(principal: Principal, farmer_id: uuid.UUID) -> uuid.UUID:
+    if principal.farmer_id != farmer_id:
+        raise Forbidden("this token belongs to another farmer")
+    return farmer_id
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=s.FarmerRegistered,
+    responses=responses(404, 409, 422, 429),
+    dependencies=[Depends(anonymous_rate_limit)],
+)
+async def register_farmer(body: s.FarmerCreate, context: ContextDep) -> s.FarmerRegistered:
+    """Open a custodial account with a pooler. The answer carries the farmer token, shown once."""
+    farmer, token = await farmers.register_farmer(
+        context.db,
+        context.keyring,
+        pooler_id=body.pooler_id,
+        payout_wallet=body.payout_wallet,
+        stake_bps=s.stake_bps(body.stake_percentage),
+    )
+    minimum = context.settings.min_xlm_balance
+    return s.FarmerRegistered(
+        farmer_id=farmer.id,
+        pooler_id=farmer.pooler_id,
+        custodial_wallet=farmer.public_key,
+        payout_wallet=farmer.payout_wallet,
+        stake_percentage=s.stake_percentage(farmer.stake_bps),
+        needs_funding=farmer.funding_state != FundingState.READY.value,
+        funding=s.FundingInstructions(
+            custodial_wallet=farmer.public_key,
+            min_xlm_balance=minimum,
+            note=(
+                f"Send at least {minimum / 10_000_000:g} XLM (and the KALE to stake) to the custodial "
+                "wallet, then POST /api/v1/farmers/{id}/confirm-funding."
+            ),
+        ),
+        farmer_token=token.token,
+    )
+
+
+@router.post(
+    "/{farmer_id}/confirm-funding",
+    response_model=s.FundingConfirmed,
+    responses=responses(401, 403, 404, 409, 422, 429, 502, 503),
+)
+async def confirm_funding(
+    farmer_id: uuid.UUID, context: ContextDep, principal: FarmerDep
+) -> s.FundingConfirmed:
+    """Check the custodial account on chain; once funded, the backend adds the KALE trustline.
+
+    409 ``account_not_found`` / ``insufficient_xlm`` while the account is not funded yet.
+    """
+    result = await farmers.confirm_funding(
+        context.db,
+        context.chain,
+        context.signer,
+        farmer_id=_own(principal, farmer_id),
+        min_xlm_balance=context.settings.min_xlm_balance,
+    )
+    return s.FundingConfirmed(
+        farmer=views.farmer_public(result.farmer),
+        trustline_created=bool(result.trustline and result.trustline.created),
+        trustline_tx_hash=result.trustline.tx_hash if result.trustline else None,
+    )
+
+
+@router.get("/{farmer_id}", response_model=s.FarmerDetailPublic, responses=responses(401, 403, 404, 422, 429))
+async def get_farmer(farmer_id: uuid.UUID, context: ContextDep, principal: FarmerDep) -> s.FarmerDetailPublic:
+    """Status, balances from the journal, and the recent plantings, works, harvests."""
+    detail = await farmers.farmer_detail(context.db, farmer_id=_own(principal, farmer_id))
+    return views.farmer_detail(detail)
+
+
+@router.patch(
+    "/{farmer_id}", response_model=s.FarmerPublic, responses=responses(401, 403, 404, 409, 422, 429)
+)
+async def update_farmer(
+    farmer_id: uuid.UUID, body: s.FarmerUpdate, context: ContextDep, principal: FarmerDep
+) -> s.FarmerPublic:
+    """Change the stake percentage and/or the payout wallet."""
+    farmer = await farmers.update_farmer(
+        context.db,
+        farmer_id=_own(principal, farmer_id),
+        stake_bps=s.stake_bps(body.stake_percentage) if body.stake_percentage is not None else None,
+        payout_wallet=body.payout_wallet,
+    )
+    return views.farmer_public(farmer)

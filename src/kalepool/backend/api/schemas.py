@@ -1,0 +1,425 @@
+"""Request and response bodies of ``/api/v1``: one model per direction.
+
+Inbound models forbid unknown fields. No outbound model has a field for a secret: the
+sealed secret lives only on the ``farmers`` row. Amounts are integers in stroops; hashes,
+entropy and transaction hashes are lowercase hex; ``stake_percentage`` is a number from 0
+to 100 with at most two decimals (stored as basis points).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from stellar_sdk import StrKey
+
+from kalepool.backend.enums import Attribution, FarmerStatus, FundingState, PoolerStatus
+
+# --- field types -----------------------------------------------------------------------------
+
+
+def _check_account(value: str) -> str:
+    if not StrKey.is_valid_ed25519_public_key(value):
+        raise ValueError("must be a Stellar account address (G..., 56 characters)")
+    return value
+
+
+StellarAccount = Annotated[
+    str,
+    Field(
+        min_length=56, max_length=56, examples=["GBQHTQ7NTSKHVTSVM6EHUO3TU4P4BK2TAAII25V2TT2Q6OWXUJWEKALE"]
+    ),
+    AfterValidator(_check_account),
+]
+BlockIndex = Annotated[int, Field(ge=0, le=2**32 - 1, description="KALE farm block index (u32)")]
+Stroops = Annotated[int, Field(description="amount in stroops (1 KALE = 10,000,000)")]
+Hex32 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="32 bytes, lowercase hex")]
+StakePercentageIn = Annotated[
+    Decimal,
+    Field(ge=0, le=100, max_digits=5, decimal_places=2, description="share of the KALE balance staked, %"),
+]
+StakePercentageOut = Annotated[float, PlainSerializer(float, return_type=float)]
+
+
+def stake_bps(percentage: Decimal) -> int:
+    return int(percentage * 100)
+
+
+def stake_percentage(bps: int) -> float:
+    return bps / 100
+
+
+class Inbound(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="machine-readable, stable", examples=["invalid_token"])
+    message: str = Field(description="for humans")
+    field: str | None = Field(default=None, description="the request field at fault, if any")
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx and 5xx answer has this body."""
+
+    error: ErrorBody
+
+
+# --- health ----------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+    version: str
+
+
+class DatabaseHealth(BaseModel):
+    status: str
+    revision: str | None = Field(description="the Alembic revision of the database")
+    expected_revision: str
+
+
+class StellarHealth(BaseModel):
+    status: str
+    network_passphrase: str | None = None
+    latest_ledger: int | None = None
+    detail: str | None = None
+
+
+# --- operator --------------------------------------------------------------------------------
+
+
+class PoolerCreate(Inbound):
+    """Body of ``POST /poolers``."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
+    public_key: StellarAccount | None = Field(default=None, description="the pooler's own account")
+    reward_share_bps: int = Field(default=0, ge=0, le=10_000, description="share of its farmers' rewards")
+    max_farmers: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class PoolerPublic(BaseModel):
+    pooler_id: uuid.UUID
+    name: str
+    public_key: str | None
+    status: PoolerStatus
+    reward_share_bps: int
+    max_farmers: int | None
+    farmers: int = Field(description="farmers that have not departed")
+    plantable_farmers: int = Field(description="active, funded, with the KALE trustline")
+    last_heartbeat_at: datetime | None
+    created_at: datetime
+
+
+class PoolerCreated(BaseModel):
+    """The new pooler and its API key. The key is shown only in this answer."""
+
+    pooler: PoolerPublic
+    api_key: str
+
+
+class PoolerList(BaseModel):
+    poolers: list[PoolerPublic]
+    count: int
+
+
+class BlockOperationPublic(BaseModel):
+    pooler_id: uuid.UUID
+    entropy: str | None
+    plant_requested_at: datetime | None
+    plant_completed_at: datetime | None
+    work_reported_at: datetime | None
+    harvest_completed_at: datetime | None
+    farmers_planted: int
+    farmers_failed: int
+    works_accepted: int
+    works_rejected: int
+    harvests_succeeded: int
+    harvests_failed: int
+    total_staked: Stroops
+    total_rewards: Stroops
+    total_compensation: Stroops
+    xlm_fees: Stroops
+
+
+class BlockPublic(BaseModel):
+    block_index: int
+    poolers: list[BlockOperationPublic]
+    plantings: dict[str, int] = Field(description="count by status")
+    works: dict[str, int]
+    harvests: dict[str, int]
+
+
+# --- farmers ---------------------------------------------------------------------------------
+
+
+class FarmerCreate(Inbound):
+    """Body of ``POST /farmers``."""
+
+    pooler_id: uuid.UUID
+    payout_wallet: StellarAccount
+    stake_percentage: StakePercentageIn
+
+
+class FundingInstructions(BaseModel):
+    custodial_wallet: str
+    min_xlm_balance: Stroops = Field(description="XLM the account needs to count as funded")
+    note: str
+
+
+class FarmerRegistered(BaseModel):
+    """The new farmer. ``farmer_token`` is shown only in this answer: keep it."""
+
+    farmer_id: uuid.UUID
+    pooler_id: uuid.UUID
+    custodial_wallet: str
+    payout_wallet: str
+    stake_percentage: StakePercentageOut
+    needs_funding: bool
+    funding: FundingInstructions
+    farmer_token: str
+
+
+class FarmerPublic(BaseModel):
+    farmer_id: uuid.UUID
+    pooler_id: uuid.UUID
+    custodial_wallet: str
+    payout_wallet: str
+    stake_percentage: StakePercentageOut
+    status: FarmerStatus
+    funding_state: FundingState
+    funded_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class FarmerUpdate(Inbound):
+    """Body of ``PATCH /farmers/{id}``: at least one field."""
+
+    stake_percentage: StakePercentageIn | None = None
+    payout_wallet: StellarAccount | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> FarmerUpdate:
+        if self.stake_percentage is None and self.payout_wallet is None:
+            raise ValueError("give stake_percentage, payout_wallet or both")
+        return self
+
+
+class FundingConfirmed(BaseModel):
+    farmer: FarmerPublic
+    trustline_created: bool
+    trustline_tx_hash: str | None
+
+
+class PlantingPublic(BaseModel):
+    block_index: int
+    status: str
+    stake_amount: Stroops
+    tx_hash: str | None
+    entropy: str | None
+    error_code: str | None
+    attributed_to: str | None
+    created_at: datetime
+
+
+class WorkPublic(BaseModel):
+    block_index: int
+    status: str
+    zeros: int | None
+    gap: int | None
+    hash: str | None
+    reason: str | None
+    created_at: datetime
+
+
+class HarvestPublic(BaseModel):
+    block_index: int
+    status: str
+    reward: Stroops | None
+    stake_returned: Stroops | None
+    tx_hash: str | None
+    error_code: str | None
+    created_at: datetime
+
+
+class BalanceChangePublic(BaseModel):
+    kind: str
+    asset: str
+    amount: Stroops
+    block_index: int | None
+    reference: str
+    usage: str
+    created_at: datetime
+
+
+class FarmerBalances(BaseModel):
+    """Net balances from the journal, per asset, and the KALE totals by kind."""
+
+    kale: Stroops
+    xlm: Stroops = Field(description="net XLM movements the pool made (fees spent are negative)")
+    kale_by_kind: dict[str, int]
+    xlm_by_kind: dict[str, int]
+
+
+class FarmerDetailPublic(FarmerPublic):
+    balances: FarmerBalances
+    recent_plantings: list[PlantingPublic]
+    recent_works: list[WorkPublic]
+    recent_harvests: list[HarvestPublic]
+    recent_balance_changes: list[BalanceChangePublic]
+
+
+# --- pooler ----------------------------------------------------------------------------------
+
+
+class PoolerFarmer(BaseModel):
+    farmer_id: uuid.UUID
+    custodial_wallet: str
+    status: FarmerStatus
+    funding_state: FundingState
+    stake_percentage: StakePercentageOut
+    created_at: datetime
+
+
+class PoolerFarmerList(BaseModel):
+    pooler_id: uuid.UUID
+    farmers: list[PoolerFarmer]
+    count: int = Field(description="farmers in this page")
+    total: int = Field(description="farmers matching the filters")
+
+
+class HeartbeatRequest(Inbound):
+    pooler_id: uuid.UUID
+    status: str | None = Field(default=None, max_length=64, examples=["mining"])
+    version: str | None = Field(default=None, max_length=64)
+    hash_rate: float | None = Field(default=None, ge=0, description="hashes per second")
+    current_block: BlockIndex | None = None
+    farmers_mining: int | None = Field(default=None, ge=0)
+
+
+class HeartbeatResponse(BaseModel):
+    pooler_id: uuid.UUID
+    received_at: datetime
+    plantable_farmers: int
+
+
+class PlantRequest(Inbound):
+    """Body of ``POST /pooler/plant-request``."""
+
+    block_index: BlockIndex
+    pooler_id: uuid.UUID
+    max_farmers_capacity: int | None = Field(default=None, ge=1, description="plant at most this many")
+
+
+class PlantedFarmer(BaseModel):
+    farmer_id: uuid.UUID
+    custodial_wallet: str
+    stake_amount: Stroops
+    plant_tx_hash: str
+    block_index: int
+    entropy: Hex32
+
+
+class FailedPlant(BaseModel):
+    farmer_id: uuid.UUID
+    error: str = Field(description="machine-readable code")
+    message: str
+    attributed_to: Attribution
+
+
+class PlantSummary(BaseModel):
+    requested: int
+    planted: int
+    failed: int
+    already_planted: int
+    total_staked: Stroops
+    duration_ms: int
+
+
+class PlantResponse(BaseModel):
+    planted_farmers: list[PlantedFarmer]
+    failed_plants: list[FailedPlant]
+    summary: PlantSummary
+
+
+class WorkResult(Inbound):
+    farmer_id: uuid.UUID
+    nonce: int = Field(ge=0, le=2**64 - 1)
+    hash: Hex32
+    zeros: int = Field(ge=0, le=64)
+    gap: int = Field(ge=0)
+    work_tx_hash: Hex32 | None = None
+
+
+class WorkCompleteRequest(Inbound):
+    """Body of ``POST /pooler/work-complete``."""
+
+    block_index: BlockIndex
+    pooler_id: uuid.UUID
+    work_results: list[WorkResult] = Field(max_length=10_000)
+
+
+class RejectedWork(BaseModel):
+    farmer_id: uuid.UUID
+    reason: str
+    message: str
+
+
+class ReadyForHarvest(BaseModel):
+    farmer_id: uuid.UUID
+    block_index: int
+
+
+class WorkCompleteResponse(BaseModel):
+    work_recorded: int
+    rejected: list[RejectedWork]
+    compensation_amount: Stroops
+    ready_for_harvest: list[ReadyForHarvest]
+
+
+class HarvestBlock(Inbound):
+    block_index: BlockIndex
+    farmer_ids: list[uuid.UUID] = Field(min_length=1, max_length=10_000)
+
+
+class HarvestRequest(Inbound):
+    """Body of ``POST /pooler/harvest-request``."""
+
+    pooler_id: uuid.UUID
+    harvest_blocks: list[HarvestBlock] = Field(min_length=1, max_length=1_000)
+
+
+class HarvestResult(BaseModel):
+    farmer_id: uuid.UUID
+    block_index: int
+    reward: Stroops
+    stake_returned: Stroops
+    harvest_tx_hash: str
+
+
+class FailedHarvest(BaseModel):
+    farmer_id: uuid.UUID
+    block_index: int
+    error: str
+    message: str
+
+
+class HarvestResponse(BaseModel):
+    harvest_results: list[HarvestResult]
+    failed_harvests: list[FailedHarvest]
+    total_rewards: Stroops
+
+
+def hex_or_none(value: bytes | None) -> str | None:
+    return value.hex() if value is not None else None
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

@@ -1,0 +1,154 @@
+"""Rows and service results to response models (the only place that knows both)."""
+
+from __future__ import annotations
+
+from kalepool.backend.api import schemas as s
+from kalepool.backend.db.models import BalanceChange, BlockOperation, Farmer, Harvest, Planting, Pooler, Work
+from kalepool.backend.enums import Asset, FarmerStatus, FundingState, PoolerStatus
+from kalepool.backend.services.farmers import FarmerDetail
+from kalepool.backend.services.poolers import BlockReport, PoolerSummary
+
+
+def pooler_public(summary: PoolerSummary) -> s.PoolerPublic:
+    p: Pooler = summary.pooler
+    return s.PoolerPublic(
+        pooler_id=p.id,
+        name=p.name,
+        public_key=p.public_key,
+        status=PoolerStatus(p.status),
+        reward_share_bps=p.reward_share_bps,
+        max_farmers=p.max_farmers,
+        farmers=summary.farmers,
+        plantable_farmers=summary.plantable_farmers,
+        last_heartbeat_at=p.last_heartbeat_at,
+        created_at=p.created_at,
+    )
+
+
+def farmer_public(f: Farmer) -> s.FarmerPublic:
+    return s.FarmerPublic.model_validate(_farmer_fields(f))
+
+
+def _farmer_fields(f: Farmer) -> dict[str, object]:
+    return {
+        "farmer_id": f.id,
+        "pooler_id": f.pooler_id,
+        "custodial_wallet": f.public_key,
+        "payout_wallet": f.payout_wallet,
+        "stake_percentage": s.stake_percentage(f.stake_bps),
+        "status": FarmerStatus(f.status),
+        "funding_state": FundingState(f.funding_state),
+        "funded_at": f.funded_at,
+        "created_at": f.created_at,
+        "updated_at": f.updated_at,
+    }
+
+
+def pooler_farmer(f: Farmer) -> s.PoolerFarmer:
+    return s.PoolerFarmer(
+        farmer_id=f.id,
+        custodial_wallet=f.public_key,
+        status=FarmerStatus(f.status),
+        funding_state=FundingState(f.funding_state),
+        stake_percentage=s.stake_percentage(f.stake_bps),
+        created_at=f.created_at,
+    )
+
+
+def _planting(p: Planting) -> s.PlantingPublic:
+    return s.PlantingPublic(
+        block_index=p.block_index,
+        status=p.status,
+        stake_amount=p.stake_amount,
+        tx_hash=p.tx_hash,
+        entropy=s.hex_or_none(p.entropy),
+        error_code=p.error_code,
+        attributed_to=p.attributed_to,
+        created_at=p.created_at,
+    )
+
+
+def _work(w: Work) -> s.WorkPublic:
+    return s.WorkPublic(
+        block_index=w.block_index,
+        status=w.status,
+        zeros=w.zeros,
+        gap=w.gap,
+        hash=s.hex_or_none(w.hash),
+        reason=w.reason,
+        created_at=w.created_at,
+    )
+
+
+def _harvest(h: Harvest) -> s.HarvestPublic:
+    return s.HarvestPublic(
+        block_index=h.block_index,
+        status=h.status,
+        reward=h.reward,
+        stake_returned=h.stake_returned,
+        tx_hash=h.tx_hash,
+        error_code=h.error_code,
+        created_at=h.created_at,
+    )
+
+
+def _balance_change(b: BalanceChange) -> s.BalanceChangePublic:
+    return s.BalanceChangePublic(
+        kind=b.kind,
+        asset=b.asset,
+        amount=b.amount,
+        block_index=b.block_index,
+        reference=b.reference,
+        usage=b.usage,
+        created_at=b.created_at,
+    )
+
+
+def farmer_detail(d: FarmerDetail) -> s.FarmerDetailPublic:
+    balances = s.FarmerBalances(
+        kale=d.balances[Asset.KALE],
+        xlm=d.balances[Asset.XLM],
+        kale_by_kind={k.value: v for k, v in d.balances.by_kind.get(Asset.KALE, {}).items()},
+        xlm_by_kind={k.value: v for k, v in d.balances.by_kind.get(Asset.XLM, {}).items()},
+    )
+    return s.FarmerDetailPublic.model_validate(
+        {
+            **_farmer_fields(d.farmer),
+            "balances": balances,
+            "recent_plantings": [_planting(p) for p in d.plantings],
+            "recent_works": [_work(w) for w in d.works],
+            "recent_harvests": [_harvest(h) for h in d.harvests],
+            "recent_balance_changes": [_balance_change(b) for b in d.statement],
+        }
+    )
+
+
+def _block_operation(o: BlockOperation) -> s.BlockOperationPublic:
+    return s.BlockOperationPublic(
+        pooler_id=o.pooler_id,
+        entropy=s.hex_or_none(o.entropy),
+        plant_requested_at=o.plant_requested_at,
+        plant_completed_at=o.plant_completed_at,
+        work_reported_at=o.work_reported_at,
+        harvest_completed_at=o.harvest_completed_at,
+        farmers_planted=o.farmers_planted,
+        farmers_failed=o.farmers_failed,
+        works_accepted=o.works_accepted,
+        works_rejected=o.works_rejected,
+        harvests_succeeded=o.harvests_succeeded,
+        harvests_failed=o.harvests_failed,
+        total_staked=o.total_staked,
+        total_rewards=o.total_rewards,
+        total_compensation=o.total_compensation,
+        xlm_fees=o.xlm_fees,
+    )
+
+
+def block_public(r: BlockReport) -> s.BlockPublic:
+    return s.BlockPublic(
+        block_index=r.block_index,
+        poolers=[_block_operation(o) for o in r.operations],
+        plantings=r.counts.get("plantings", {}),
+        works=r.counts.get("works", {}),
+        harvests=r.counts.get("harvests", {}),
+    )

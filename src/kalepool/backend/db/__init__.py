@@ -1,0 +1,1 @@
+"""PostgreSQL: models, engine and sessions, repositories, Alembic migrations."""

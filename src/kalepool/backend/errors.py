@@ -1,0 +1,73 @@
+"""Errors the backend raises on purpose, each with its HTTP status and a stable ``code``.
+
+The API turns any of these into ``{"error": {"code", "message", "field"?}}`` in one
+exception handler (:mod:`kalepool.backend.api.errors`).
+
+* ``BackendError`` (500)
+    * ``BadRequest`` (400, also a ``ValueError``): ``field`` names the culprit
+    * ``Unauthenticated`` (401): no token, or an unknown / revoked one
+    * ``Forbidden`` (403): a valid token acting on what it does not own
+    * ``NotFound`` (404)
+    * ``Conflict`` (409): the request is valid but the state does not allow it
+    * ``RateLimited`` (429): ``retry_after`` seconds
+"""
+
+from __future__ import annotations
+
+from kalepool.errors import KalePoolError
+
+__all__ = [
+    "BackendError",
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "RateLimited",
+    "Unauthenticated",
+]
+
+
+class BackendError(KalePoolError):
+    status: int = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.field = field
+
+
+class BadRequest(BackendError, ValueError):
+    status = 400
+    code = "invalid_request"
+
+
+class Unauthenticated(BackendError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(BackendError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(BackendError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(BackendError):
+    status = 409
+    code = "conflict"
+
+
+class RateLimited(BackendError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many requests: retry in {retry_after:.1f} s")
+        self.retry_after = retry_after

@@ -1,0 +1,91 @@
+"""``kalepool backend ...`` commands against a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from kalepool.backend.custody import Keyring, sealed_of
+from kalepool.backend.db import migrate
+from kalepool.backend.db.session import Database
+from kalepool.cli import app
+from tests.backend import factories
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("KALEPOOL_") and key != "KALEPOOL_TEST_DATABASE_URL":
+            monkeypatch.delenv(key)
+
+
+def test_migrate_and_downgrade(empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KALEPOOL_DATABASE__URL", empty_database_url)
+    result = runner.invoke(app, ["backend", "migrate"])
+    assert result.exit_code == 0, result.output
+    assert migrate.head_revision() in result.output
+    assert migrate.current_revision(empty_database_url) == migrate.head_revision()
+
+    refused = runner.invoke(app, ["backend", "downgrade"])
+    assert refused.exit_code == 2 and "--yes" in refused.output
+    assert migrate.current_revision(empty_database_url) == migrate.head_revision()
+
+    result = runner.invoke(app, ["backend", "downgrade", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert migrate.current_revision(empty_database_url) is None
+
+
+def test_generate_master_key() -> None:
+    result = runner.invoke(app, ["backend", "generate-master-key"])
+    assert result.exit_code == 0
+    assert len(base64.b64decode(result.output.strip())) == 32
+
+
+def test_rotate_master_key(fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url = fresh_database_url
+    old_key, new_key = os.urandom(32), os.urandom(32)
+
+    async def seed() -> list[str]:
+        db = Database(database_url, pool_size=1)
+        async with db.transaction() as s:
+            p = await factories.pooler(s)
+            farmers = [await factories.farmer(s, p.id, Keyring([old_key])) for _ in range(3)]
+        await db.dispose()
+        return [f.public_key for f in farmers]
+
+    asyncio.run(seed())
+    spec = ",".join(base64.b64encode(k).decode() for k in (new_key, old_key))
+    monkeypatch.setenv("KALEPOOL_DATABASE__URL", database_url)
+    monkeypatch.setenv("KALEPOOL_BACKEND__MASTER_KEY", spec)
+    result = runner.invoke(app, ["backend", "rotate-master-key"])
+    assert result.exit_code == 0, result.output
+    assert "re-sealed 3" in result.output
+
+    async def check() -> set[str]:
+        from sqlalchemy import select
+
+        from kalepool.backend.db.models import Farmer
+
+        db = Database(database_url, pool_size=1)
+        async with db.transaction() as s:
+            rows = (await s.scalars(select(Farmer))).all()
+        await db.dispose()
+        only_new = Keyring([new_key])
+        for row in rows:
+            only_new.open(sealed_of(row), public_key=row.public_key)
+        return {row.secret_key_id for row in rows}
+
+    assert asyncio.run(check()) == {Keyring([new_key]).active_key_id}
+
+
+def test_serve_without_a_master_key_fails_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KALEPOOL_DATABASE__URL", "postgresql://nobody@127.0.0.1:1/none")
+    result = runner.invoke(app, ["backend", "serve"])
+    assert result.exit_code != 0
+    assert "master key" in str(result.exception) or "master key" in result.output

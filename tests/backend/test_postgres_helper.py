@@ -1,0 +1,70 @@
+"""``kalepool.testing.postgres``: the env override, the embedded server, throw-away databases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from kalepool.testing import postgres
+
+
+def test_the_environment_names_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(postgres.ENV_VAR, "postgresql://u:p@db.example:5433/postgres")
+    assert postgres.test_database_url() == "postgresql+psycopg://u:p@db.example:5433/postgres"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://h/db", "postgresql+psycopg://h/db"),
+        ("postgresql+psycopg://h/db?sslmode=off", "postgresql+psycopg://h/db?sslmode=off"),
+    ],
+)
+def test_urls(url: str, expected: str) -> None:
+    assert postgres.sqlalchemy_url(url) == expected
+    assert postgres.psycopg_url(url) == expected.replace("+psycopg", "")
+    assert postgres.with_database(url, "other") == expected.replace("/db", "/other")
+    with pytest.raises(ValueError):
+        postgres.sqlalchemy_url("mysql://h/db")
+
+
+def test_create_and_drop_databases(postgres_url: str) -> None:
+    url = postgres.create_database(postgres_url)
+    copy = postgres.create_database(postgres_url, template=url.rsplit("/", 1)[1])
+    with psycopg.connect(postgres.psycopg_url(copy)) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+    for made in (copy, url):
+        postgres.drop_database(postgres_url, made.rsplit("/", 1)[1])
+    postgres.drop_database(postgres_url, "kalepool_never_existed")
+
+
+@pytest.mark.slow
+def test_embedded_server_starts_stops_and_restarts_on_its_data(tmp_path: Path) -> None:
+    """Also as root: the binaries then run as the unprivileged ``embedded_postgres`` user."""
+    data_dir = tmp_path / "pgdata"
+    server = postgres.EmbeddedPostgres(data_dir)
+    with pytest.raises(postgres.EmbeddedPostgresError):
+        _ = server.url  # not running yet
+    with server:
+        with psycopg.connect(postgres.psycopg_url(server.url), autocommit=True) as conn:
+            conn.execute("create table kept (x int)")
+            conn.execute("insert into kept values (42)")
+            assert conn.execute("select inet_server_addr()::text").fetchone() == ("127.0.0.1/32",)
+        assert "running" in repr(server)
+    assert not server.running and (data_dir / "PG_VERSION").exists()
+    with (
+        postgres.EmbeddedPostgres(data_dir) as again,
+        psycopg.connect(postgres.psycopg_url(again.url)) as conn,
+    ):
+        assert conn.execute("select x from kept").fetchone() == (42,)
+    ephemeral = postgres.EmbeddedPostgres(data_dir, ephemeral=True).start()
+    ephemeral.stop()
+    ephemeral.stop()  # idempotent
+    assert not data_dir.exists()
+
+
+def test_missing_parent_directory_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(postgres.EmbeddedPostgresError, match="parent"):
+        postgres.EmbeddedPostgres(tmp_path / "absent" / "pgdata").start()

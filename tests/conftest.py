@@ -1,0 +1,25 @@
+"""Shared fixtures. PostgreSQL: ``$KALEPOOL_TEST_DATABASE_URL``, else an embedded server.
+
+``postgres_url`` is the server (a maintenance database tests never write to);
+``empty_database_url`` is a fresh, empty database per test, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from kalepool.testing.postgres import create_database, drop_database, test_database_url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    return test_database_url()
+
+
+@pytest.fixture
+def empty_database_url(postgres_url: str) -> Iterator[str]:
+    url = create_database(postgres_url)
+    yield url
+    drop_database(postgres_url, url.rsplit("/", 1)[1].split("?")[0])
