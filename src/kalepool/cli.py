@@ -89,6 +89,73 @@ def demo(
 # --- devnet commands (owned by the devnet part) -------------------------------------------
 
 
+@app.command("devnet")
+def devnet_command(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [settings: 127.0.0.1].")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port; 0 picks a free one [settings: 8000].")
+    ] = None,
+    ledger_seconds: Annotated[
+        float | None, typer.Option(min=0.05, help="Seconds between ledger closes [settings: 5].")
+    ] = None,
+    block_interval: Annotated[
+        int | None, typer.Option(min=1, help="KALE block interval in seconds [settings: 300].")
+    ] = None,
+    temp_ttl: Annotated[
+        int | None, typer.Option(min=1, help="Ledgers a temporary entry lives [settings: 17280].")
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option("--state", help="State file: loaded at start if present, saved at each ledger close."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run the local devnet (Soroban JSON-RPC, friendbot, the KALE farm) until Ctrl-C.
+
+    Prints the RPC URL, then one JSON line with what GET /devnet returns.
+    """
+    import signal
+    import threading
+
+    from kalepool.devnet import DevnetConfig, DevnetServer
+    from kalepool.settings import load_settings
+
+    settings = load_settings(config).devnet
+    devnet_config = DevnetConfig(
+        ledger_seconds=ledger_seconds if ledger_seconds is not None else settings.ledger_seconds,
+        block_interval=block_interval if block_interval is not None else settings.block_interval,
+        temp_ttl=temp_ttl if temp_ttl is not None else settings.temp_ttl,
+    )
+    server = DevnetServer(
+        devnet_config,
+        host=host if host is not None else settings.host,
+        port=port if port is not None else settings.port,
+        auto_close=True,
+        state_file=state if state is not None else settings.state_file,
+    )
+    try:
+        server.start()
+    except OSError as exc:
+        fail(f"cannot listen on {server.host}:{server.port}: {exc}")
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    typer.echo(f"kalepool devnet listening on {server.rpc_url}")
+    typer.echo(json.dumps(server.info(), sort_keys=True), nl=True)
+    sys.stdout.flush()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+    typer.echo("kalepool devnet stopped")
+
+
+
 # --- miner commands (owned by the miner part) ----------------------------------------------
 
 
