@@ -13,6 +13,7 @@ sorts. Values are range-checked on construction, and a bad one raises
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Self
@@ -59,11 +60,15 @@ def check_entropy(value: object, field: str = "entropy") -> bytes:
     return bytes(value)
 
 
+@functools.lru_cache(maxsize=65_536)
+def _is_address(value: str) -> bool:
+    # strkey decoding (base32 + CRC) is costly and the same few addresses recur constantly
+    return StrKey.is_valid_ed25519_public_key(value) or StrKey.is_valid_contract(value)
+
+
 def check_address(value: object, field: str) -> str:
     """A G... account or C... contract address (the two kinds the farm deals with)."""
-    if isinstance(value, str) and (
-        StrKey.is_valid_ed25519_public_key(value) or StrKey.is_valid_contract(value)
-    ):
+    if isinstance(value, str) and _is_address(value):
         return value
     raise InvalidInput(field, f"{value!r} is not a valid G... account or C... contract address")
 
