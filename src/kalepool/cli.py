@@ -158,6 +158,129 @@ def devnet_command(
 
 # --- miner commands (owned by the miner part) ----------------------------------------------
 
+mine_app = typer.Typer(
+    help="Mine KALE: a one-off search (kalepool mine --index I --entropy B64 --farmer G...) "
+    "or the kernel benchmark (kalepool mine bench).",
+    invoke_without_command=True,
+)
+app.add_typer(mine_app, name="mine")
+
+
+def _entropy_option(value: str) -> bytes:
+    """Block entropy given as base64 (kale-miner's convention) or as 64 hex digits."""
+    import base64
+    import binascii
+
+    text = value.strip()
+    if len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text):
+        return bytes.fromhex(text)
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"entropy: {value!r} is neither base64 nor 64 hex digits") from None
+    if len(raw) != 32:
+        raise ValueError(f"entropy: must decode to 32 bytes, got {len(raw)}")
+    return raw
+
+
+@mine_app.callback()
+def mine(
+    ctx: typer.Context,
+    index: Annotated[int | None, typer.Option(min=0, max=2**32 - 1, help="Block index (FarmIndex).")] = None,
+    entropy: Annotated[
+        str | None, typer.Option(help="The block's entropy: base64 (as kale-miner) or 64 hex digits.")
+    ] = None,
+    farmer: Annotated[str | None, typer.Option(help="The farmer's address (G... or C...).")] = None,
+    seconds: Annotated[
+        float | None, typer.Option(min=0, help="Time limit (default 10 s if no other limit is given).")
+    ] = None,
+    target_zeros: Annotated[
+        int | None, typer.Option(min=0, max=64, help="Stop once this many zeros.")
+    ] = None,
+    start_nonce: Annotated[int, typer.Option(min=0, max=2**64 - 1, help="First nonce.")] = 0,
+    max_hashes: Annotated[int | None, typer.Option(min=1, help="Stop after this many hashes.")] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Threads (default: miner.threads, else all cores).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Search one farmer's nonces for the most leading zeros and print the best as JSON."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import base64
+    import time
+
+    from kalepool.miner import Solution, load_kernel, search
+    from kalepool.settings import load_settings
+
+    if index is None or entropy is None or farmer is None:
+        fail("--index, --entropy and --farmer are required (or run `kalepool mine bench`)", code=2)
+    entropy_bytes = _entropy_option(entropy)
+    settings = load_settings(config).miner
+    info = load_kernel(settings.cpu_target)
+    if seconds is None and target_zeros is None and max_hashes is None:
+        seconds = 10.0
+    latest: list[Solution] = []
+    t0 = time.monotonic()
+    interrupted = False
+    try:
+        sol = search(
+            index,
+            entropy_bytes,
+            farmer,
+            start_nonce=start_nonce,
+            max_hashes=max_hashes,
+            seconds=seconds,
+            target_zeros=target_zeros,
+            threads=threads or settings.threads,
+            on_improvement=latest.append,
+        )
+    except KeyboardInterrupt:
+        if not latest:
+            raise
+        sol, interrupted = latest[-1], True
+    elapsed = time.monotonic() - t0
+    print_json(
+        {
+            **sol.as_dict(),
+            "index": index,
+            "entropy": base64.b64encode(entropy_bytes).decode("ascii"),
+            "farmer": farmer,
+            "seconds": round(elapsed, 3),
+            "mhs": round(sol.hashes_done / elapsed / 1e6, 3) if elapsed > 0 else None,
+            "cpu_target": info.cpu_target,
+            "interrupted": interrupted,
+        }
+    )
+
+
+@mine_app.command("bench")
+def mine_bench(
+    seconds: Annotated[
+        float, typer.Option(min=0.1, help="Kernel seconds per measurement (1 and N threads).")
+    ] = 3.0,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Threads for the total (default: all cores).")
+    ] = None,
+    cold: Annotated[
+        bool, typer.Option("--cold", help="Also time a cold JIT in a fresh cache (slow).")
+    ] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Hash rate of the kernel per core and in total, against a plain pycryptodome loop."""
+    from kalepool.miner import load_kernel
+    from kalepool.miner.bench import format_bench, run_bench
+    from kalepool.settings import load_settings
+
+    settings = load_settings(config).miner
+    load_kernel(settings.cpu_target)
+    result = run_bench(seconds, threads or settings.threads, cold=cold)
+    if as_json:
+        typer.echo(json.dumps(result, sort_keys=True))
+    else:
+        typer.echo(format_bench(result))
+
 
 # --- backend commands (owned by the backend part) ------------------------------------------
 
