@@ -285,7 +285,8 @@ def mine_bench(
 # --- backend commands (owned by the backend part) ------------------------------------------
 
 backend_app = typer.Typer(
-    help="The pool backend: database migrations, custody keys, the HTTP server.", no_args_is_help=True
+    help="The pool backend: database migrations, custody keys, the HTTP server, the workers.",
+    no_args_is_help=True,
 )
 app.add_typer(backend_app, name="backend")
 
@@ -357,6 +358,26 @@ def backend_rotate_master_key(config: ConfigOption = None) -> None:
 
     count = rotate_master_key(load_settings(config))
     typer.echo(f"re-sealed {count} secret(s)")
+
+
+@backend_app.command("workers")
+def backend_workers(
+    config: ConfigOption = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="One run of each worker, print what it did, exit.")
+    ] = False,
+) -> None:
+    """Run the auto-harvester and the reconciler without the HTTP server.
+
+    Safe beside `serve` and other worker processes (pails are claimed with SKIP LOCKED);
+    set backend.workers = false on the servers to keep the workers here only.
+    """
+    from kalepool.backend.runtime import run_workers
+    from kalepool.settings import load_settings
+
+    result = run_workers(load_settings(config), once=once)
+    if result is not None:
+        print_json(result)
 
 
 

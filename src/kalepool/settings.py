@@ -40,6 +40,9 @@ class StellarSettings(BaseModel):
     max_inclusion_fee: int = Field(default=10_000, ge=100, description="cap on the inclusion fee, stroops")
     launchtube_url: str | None = None
     launchtube_token: SecretStr | None = None
+    block_interval: int | None = Field(
+        default=None, ge=1, description="KALE block interval, s (default: the network's; a devnet's own)"
+    )
 
     def profile(self) -> NetworkProfile:
         """The network profile with this section's overrides applied."""
@@ -51,7 +54,7 @@ class StellarSettings(BaseModel):
             farm_contract_id=self.farm_contract_id or base.farm_contract_id,
             kale_issuer=self.kale_issuer or base.kale_issuer,
             kale_sac_id=self.kale_sac_id or base.kale_sac_id,
-            block_interval=base.block_interval,
+            block_interval=self.block_interval or base.block_interval,
             friendbot_url=base.friendbot_url,
         )
 
@@ -103,6 +106,23 @@ class BackendSettings(BaseModel):
     anonymous_rate_limit_rps: float = Field(default=2.0, gt=0, description="requests/s per client IP")
     anonymous_rate_limit_burst: int = Field(default=20, ge=1)
     workers: bool = Field(default=True, description="run the background workers in the API process")
+    platform_fee_bps: int = Field(
+        default=100, ge=0, le=10_000, description="the platform's share of every reward, basis points"
+    )
+    min_fee_xlm: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="spendable XLM (stroops) a custodial account needs before a plant or harvest is sent",
+    )
+    claim_seconds: float = Field(
+        default=300.0, gt=0, description="how long a claimed pail stays reserved to one worker/request"
+    )
+    in_progress_wait: float = Field(
+        default=30.0, ge=0, description="seconds a request waits for pails another request holds"
+    )
+    harvest_interval: float = Field(default=30.0, gt=0, description="seconds between auto-harvester runs")
+    harvest_batch: int = Field(default=500, ge=1, description="pails one auto-harvester run claims at most")
+    reconcile_interval: float = Field(default=300.0, gt=0, description="seconds between reconciler runs")
 
     @model_validator(mode="after")
     def _check_admin_token(self) -> BackendSettings:
@@ -110,6 +130,58 @@ class BackendSettings(BaseModel):
         if token is not None and len(token) < 24:
             raise ValueError("backend.admin_token must be at least 24 characters")
         return self
+
+
+class PoolerSettings(BaseModel):
+    """The mining-machine service (``kalepool pooler run``).
+
+    The pooler's own Stellar secret (``S...``) comes from ``secret_file`` (one line) or
+    ``secret`` (env ``KALEPOOL_POOLER__SECRET``); it pays the fees of its work
+    transactions and is never logged. Times are seconds of ledger (chain) time unless
+    a name says otherwise.
+    """
+
+    backend_url: str = Field(default="http://127.0.0.1:8080", description="the pool backend's base URL")
+    api_key: SecretStr | None = Field(default=None, description="the pooler's API key (kp_pooler_...)")
+    pooler_id: str | None = Field(default=None, description="default: asked from the backend")
+    secret: SecretStr | None = Field(default=None, description="the pooler's own S... secret")
+    secret_file: Path | None = Field(default=None, description="file holding the S... secret")
+    state_file: Path = Field(default=Path(".kalepool/pooler-state.json"), description="resume state")
+    poll_interval: float = Field(default=5.0, gt=0, description="seconds between farm reads")
+    block_interval: int | None = Field(
+        default=None, ge=1, description="override; default: the network's (the devnet reports its own)"
+    )
+    max_farmers: int | None = Field(default=None, ge=1, description="plant and mine at most this many")
+    threads: int | None = Field(default=None, ge=1, description="mining threads (default: miner.threads)")
+    split: str = Field(default="fair", pattern="^(fair|reward)$", description="hash sharing policy")
+    work_margin_ledgers: int = Field(
+        default=3, ge=1, description="ledgers kept free before the rollover, beyond the submissions"
+    )
+    work_margin_seconds: float = Field(default=2.0, ge=0, description="extra safety before the rollover")
+    early_work_fraction: float | None = Field(
+        default=0.5, gt=0, lt=1, description="submit a first work at this fraction of the window (None: off)"
+    )
+    min_mine_seconds: float = Field(
+        default=10.0, ge=0, description="plant into a running block only with this much mining time left"
+    )
+    channels: int = Field(default=4, ge=1, le=100, description="accounts submitting works in parallel")
+    channel_xlm: int = Field(default=50_000_000, ge=20_000_000, description="stroops given to a channel")
+    request_timeout: float = Field(default=120.0, gt=0, description="seconds per backend request")
+    retries: int = Field(default=5, ge=0, description="retries of a failed backend request")
+    heartbeat_interval: float = Field(default=30.0, gt=0)
+    harvest_attempts: int = Field(default=3, ge=1, description="harvest-requests per block before leaving it")
+
+
+class DemoSettings(BaseModel):
+    """``kalepool demo``: the whole pool on one machine."""
+
+    farmers: int = Field(default=8, ge=1)
+    blocks: int = Field(default=3, ge=1)
+    poolers: int = Field(default=1, ge=1)
+    block_interval: int = Field(default=30, ge=10)
+    ledger_seconds: float = Field(default=1.0, gt=0)
+    work_dir: Path | None = Field(default=None, description="default: a temporary directory")
+    timeout: float | None = Field(default=None, gt=0, description="give up after this many seconds")
 
 
 class Settings(BaseSettings):
@@ -129,6 +201,8 @@ class Settings(BaseSettings):
     devnet: DevnetSettings = DevnetSettings()
     miner: MinerSettings = MinerSettings()
     backend: BackendSettings = BackendSettings()
+    pooler: PoolerSettings = PoolerSettings()
+    demo: DemoSettings = DemoSettings()
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -4,10 +4,16 @@ The template is migrated once per session; copies are ``CREATE DATABASE ... TEMP
 (no migrations replayed). Each test module shares one copy (``database_url``, ``db``) and
 creates its own rows with unique names and ids; a test that looks at whole tables takes
 a copy of its own (``fresh_database_url``, ``fresh_db``).
+
+Chain-facing tests use one in-process devnet per module (``devnet``: virtual clock, no
+ledger timer, 1 s ledgers, 300 s blocks), its controls (``controls``), the real gateway
+over it (``dev_chain``) and the app on top (``dev_api``); see ``devnet_env.py``.
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -16,14 +22,20 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from stellar_sdk import Keypair
 
 from kalepool.backend.api import BackendContext, create_app
+from kalepool.backend.chain import Chain
 from kalepool.backend.custody import Keyring
 from kalepool.backend.db import migrate
 from kalepool.backend.db.session import Database
+from kalepool.backend.logs import configure_logging
+from kalepool.backend.stellar_chain import GatewayChain
+from kalepool.devnet.testing import DevnetHandle, running_devnet
 from kalepool.settings import BackendSettings
 from kalepool.testing.postgres import create_database, drop_database
+from tests.backend.devnet_env import Controls, gateway_chain
 from tests.backend.fakes import FakeChain
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
@@ -142,11 +154,13 @@ class Api:
         return farmer
 
 
-async def make_api(db: Database, keyring: Keyring, chain: FakeChain, **settings: Any) -> Api:
+async def make_api(db: Database, keyring: Keyring, chain: Chain, **settings: Any) -> Api:
     context = BackendContext.build(backend_settings(**settings), db=db, chain=chain, keyring=keyring)
     app = create_app(context)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://backend.test")
-    return Api(client, context, chain)
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://backend.test", timeout=120
+    )
+    return Api(client, context, chain)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -156,4 +170,64 @@ async def api(db: Database, keyring: Keyring, chain: FakeChain) -> AsyncIterator
         yield made
 
 
-__all__ = ["ADMIN_TOKEN", "Api", "backend_settings", "make_api"]
+@pytest.fixture
+def verbose_logs() -> Iterator[io.StringIO]:
+    """Everything logged, rendered by the backend's own handler, into a string."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    configure_logging("DEBUG", json=True, stream=stream)
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)  # SQL and its parameters too
+    yield stream
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    root.handlers, root.level = saved
+    structlog.reset_defaults()
+
+
+# --- the devnet (chain-facing tests) -------------------------------------------------------
+
+#: settings of the apps the chain-facing tests run (fees that make the split visible)
+DEVNET_BACKEND = {"platform_fee_bps": 200, "in_progress_wait": 20.0, "plant_concurrency": 16}
+
+
+@pytest.fixture(scope="module")
+def devnet() -> Iterator[DevnetHandle]:
+    with running_devnet(block_interval=300, ledger_seconds=1, seed=7) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+async def controls(devnet: DevnetHandle) -> AsyncIterator[Controls]:
+    made = Controls(devnet.rpc_url)
+    yield made
+    await made.aclose()
+
+
+@pytest.fixture(scope="module")
+async def dev_chain(devnet: DevnetHandle) -> AsyncIterator[GatewayChain]:
+    made = gateway_chain(devnet)
+    yield made
+    await made.aclose()
+
+
+@pytest.fixture(scope="module")
+def dev_keyring() -> Keyring:
+    """One keyring per module, so any test's farmers can be signed for by any app."""
+    return Keyring([os.urandom(32)])
+
+
+@pytest.fixture
+async def dev_db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, pool_size=10)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def dev_api(dev_db: Database, dev_keyring: Keyring, dev_chain: GatewayChain) -> AsyncIterator[Api]:
+    made = await make_api(dev_db, dev_keyring, dev_chain, **DEVNET_BACKEND)  # type: ignore[arg-type]
+    async with made.client:
+        yield made
+
+
+__all__ = ["ADMIN_TOKEN", "DEVNET_BACKEND", "Api", "backend_settings", "make_api"]

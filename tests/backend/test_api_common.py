@@ -130,6 +130,9 @@ async def test_openapi_is_complete(api: Api) -> None:
         ("/api/v1/farmers/{farmer_id}/confirm-funding", "post"),
         ("/api/v1/pooler/farmers", "get"),
         ("/api/v1/pooler/heartbeat", "post"),
+        ("/api/v1/pooler/plant-request", "post"),
+        ("/api/v1/pooler/work-complete", "post"),
+        ("/api/v1/pooler/harvest-request", "post"),
     }
     assert {(p, m) for p, ops in paths.items() for m in ops} == expected
     assert set(spec["components"]["securitySchemes"]) == {"AdminToken", "PoolerApiKey", "FarmerToken"}
@@ -156,13 +159,23 @@ def test_pooler_action_schemas_follow_the_phase_1_field_names() -> None:
                 plant_tx_hash="ab" * 32,
                 block_index=5,
                 entropy="00" * 32,
+                already_planted=False,
             )
         ],
         failed_plants=[
             schemas.FailedPlant(farmer_id=farmer_id, error="e", message="m", attributed_to="farmer")
         ],
         summary=schemas.PlantSummary(
-            requested=2, planted=1, failed=1, already_planted=0, total_staked=10, duration_ms=3
+            requested_block_index=5,
+            farm_index=5,
+            eligible=2,
+            planted=1,
+            failed=1,
+            already_planted=0,
+            skipped_capacity=0,
+            total_staked=10,
+            xlm_fees=200,
+            duration_ms=3,
         ),
     )
     assert set(response.model_dump()) == {"planted_farmers", "failed_plants", "summary"}
@@ -176,12 +189,16 @@ def test_pooler_action_schemas_follow_the_phase_1_field_names() -> None:
         }
     )
     assert work.work_results[0].nonce == 2**64 - 1
-    assert set(schemas.WorkCompleteResponse.model_fields) == {
+    assert set(schemas.WorkCompleteResponse.model_fields) >= {
         "work_recorded",
         "rejected",
         "compensation_amount",
         "ready_for_harvest",
     }
+    optional = schemas.WorkResult.model_validate(
+        {"farmer_id": str(farmer_id), "nonce": 1, "hash": "0" * 64, "zeros": 64}
+    )
+    assert optional.gap is None and optional.tx_hash is None
     harvest = schemas.HarvestRequest.model_validate(
         {"pooler_id": str(pooler_id), "harvest_blocks": [{"block_index": 4, "farmer_ids": [str(farmer_id)]}]}
     )

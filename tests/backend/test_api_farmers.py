@@ -114,7 +114,7 @@ async def test_confirm_funding_waits_for_the_account_then_adds_the_trustline(api
     data = response.json()
     assert data["trustline_created"] is True and data["trustline_tx_hash"]
     assert data["farmer"]["funding_state"] == "ready" and data["farmer"]["funded_at"]
-    assert api.chain.accounts[farmer["custodial_wallet"]].has_kale_trustline
+    assert api.chain.ledger[farmer["custodial_wallet"]].has_kale_trustline
     async with api.context.db.transaction() as s:
         balances = await journal.farmer_balances(s, uuid.UUID(farmer["farmer_id"]))
     assert balances[Asset.XLM] == -TRUSTLINE_FEE

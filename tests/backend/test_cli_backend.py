@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 
 import pytest
@@ -13,6 +14,7 @@ from kalepool.backend.custody import Keyring, sealed_of
 from kalepool.backend.db import migrate
 from kalepool.backend.db.session import Database
 from kalepool.cli import app
+from kalepool.devnet.testing import DevnetHandle
 from tests.backend import factories
 
 runner = CliRunner()
@@ -89,3 +91,16 @@ def test_serve_without_a_master_key_fails_in_one_line(monkeypatch: pytest.Monkey
     result = runner.invoke(app, ["backend", "serve"])
     assert result.exit_code != 0
     assert "master key" in str(result.exception) or "master key" in result.output
+
+
+def test_workers_once_against_the_devnet(
+    fresh_database_url: str, devnet: DevnetHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KALEPOOL_DATABASE__URL", fresh_database_url)
+    monkeypatch.setenv("KALEPOOL_BACKEND__MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    monkeypatch.setenv("KALEPOOL_STELLAR__RPC_URLS", json.dumps([devnet.rpc_url]))
+    result = runner.invoke(app, ["backend", "workers", "--once"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    assert report["harvester"]["farm_index"] == 0 and report["harvester"]["error"] is None
+    assert report["reconciler"]["checked"] == 0 and report["reconciler"]["mismatches"] == []

@@ -6,33 +6,17 @@ import base64
 import io
 import logging
 import os
-from collections.abc import Iterator
 
 import pytest
-import structlog
 from sqlalchemy import select
 from stellar_sdk import Keypair
 
 from kalepool.backend.custody import Keyring, sealed_of
 from kalepool.backend.db.models import Farmer
 from kalepool.backend.db.session import Database
-from kalepool.backend.logs import REDACTED, configure_logging, get_logger
+from kalepool.backend.logs import REDACTED, get_logger
 from tests.backend.conftest import make_api
 from tests.backend.fakes import FakeChain
-
-
-@pytest.fixture
-def verbose_logs() -> Iterator[io.StringIO]:
-    """Everything logged, rendered by the backend's own handler, into a string."""
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    stream = io.StringIO()
-    configure_logging("DEBUG", json=True, stream=stream)
-    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)  # SQL and its parameters too
-    yield stream
-    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
-    root.handlers, root.level = saved
-    structlog.reset_defaults()
 
 
 async def test_secrets_never_leave_custody(

@@ -1,16 +1,25 @@
 """The chain as the backend sees it: one small protocol, plugged in at start-up.
 
-The backend never imports stellar-sdk's RPC clients or the gateway directly; it calls a
-:class:`Chain`. The Stellar gateway (``kalepool.stellar``) provides the real one; until it
-is wired in, ``kalepool backend serve`` runs with :class:`UnavailableChain`, which answers
-every call with :class:`ChainUnavailable` (HTTP 503), and the tests use a fake.
+The backend never calls stellar-sdk or the gateway directly from its services; it calls a
+:class:`Chain`. :class:`kalepool.backend.stellar_chain.GatewayChain` implements it over the
+Stellar gateway (``kalepool.stellar``); :class:`UnavailableChain` answers every call with
+:class:`ChainUnavailable` (HTTP 503); the tests also use an in-memory fake.
 
 Every method is async. Amounts are stroops. A method either returns its outcome or raises
-a :class:`ChainError` whose ``attributed_to`` says who a failure is blamed on.
+a :class:`ChainError` whose ``code`` is machine-readable (``pail_exists``,
+``insufficient_xlm``, ``network_error``...), whose ``attributed_to`` says who a failure is
+blamed on, and which carries the transaction (hash, envelope, fee charged) when one was
+signed.
+
+**Intent before sending.** ``plant`` and ``harvest`` take ``on_signed(tx_hash,
+envelope_xdr)``, awaited after signing and before anything is sent: the services record the
+envelope there, so that after a crash :meth:`Chain.resume` follows that very transaction
+instead of signing a second one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -25,33 +34,68 @@ __all__ = [
     "ChainError",
     "ChainHealth",
     "ChainUnavailable",
+    "FarmView",
     "HarvestOutcome",
+    "OnSigned",
     "PailInfo",
     "PlantOutcome",
     "TrustlineOutcome",
+    "TxExpired",
+    "TxInDoubt",
     "UnavailableChain",
 ]
 
+#: ``on_signed(tx_hash, envelope_xdr)``: awaited after signing, before sending.
+OnSigned = Callable[[str, str], Awaitable[None]]
+
 
 class ChainError(KalePoolError):
-    """A chain call failed. ``code`` is machine-readable (e.g. a KALE contract error name)."""
+    """A chain call failed. ``code`` is machine-readable (e.g. ``pail_exists``).
+
+    ``tx_hash``/``envelope_xdr`` name the transaction when one was signed; ``fee_charged``
+    (stroops of XLM) is set when it was applied (failed transactions pay their fee too).
+    """
 
     code = "chain_error"
 
     def __init__(
-        self, message: str, *, code: str | None = None, attributed_to: Attribution = Attribution.CHAIN
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        attributed_to: Attribution = Attribution.CHAIN,
+        tx_hash: str | None = None,
+        envelope_xdr: str | None = None,
+        fee_charged: int | None = None,
+        ledger: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.attributed_to = attributed_to
+        self.tx_hash = tx_hash
+        self.envelope_xdr = envelope_xdr
+        self.fee_charged = fee_charged
+        self.ledger = ledger
 
 
 class ChainUnavailable(ChainError):
     """The chain cannot be reached (RPC down, timeouts) or no gateway is configured."""
 
     code = "chain_unavailable"
+
+
+class TxInDoubt(ChainError):
+    """A transaction was (maybe) sent and its fate is unknown: resume it, never re-sign."""
+
+    code = "tx_in_doubt"
+
+
+class TxExpired(ChainError):
+    """A signed transaction can no longer be applied and never was: it may be signed anew."""
+
+    code = "tx_expired"
 
 
 @dataclass(frozen=True)
@@ -83,6 +127,23 @@ class AccountInfo:
 
 
 @dataclass(frozen=True)
+class FarmView:
+    """The farm as of ``latest_ledger``.
+
+    ``entropy`` is ``Block(index).entropy`` (``None`` before the block's first plant);
+    ``ripe``: the next plant rolls the farm over to ``index + 1``.
+    """
+
+    index: int
+    entropy: bytes | None
+    ripe: bool
+    paused: bool
+    latest_ledger: int
+    close_time: int
+    next_rollover_time: int | None = None
+
+
+@dataclass(frozen=True)
 class TrustlineOutcome:
     #: ``False`` when the trustline already existed (nothing was sent)
     created: bool
@@ -94,12 +155,13 @@ class TrustlineOutcome:
 @dataclass(frozen=True)
 class PlantOutcome:
     tx_hash: str
-    #: the block the plant landed in (re-read after it applied: a plant can roll the farm over)
+    #: the block the plant landed in (read from the transaction: a plant can roll the farm over)
     block_index: int
     #: ``Block(index).entropy``, the 32 bytes the work hash is computed against
     entropy: bytes
     stake: int
     fee_charged: int = 0
+    ledger: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,21 +174,27 @@ class PailInfo:
     stake: int
     gap: int | None = None
     zeros: int | None = None
+    #: the last ledger the (temporary) entry lives through
+    live_until_ledger: int | None = None
+
+    @property
+    def worked(self) -> bool:
+        return self.gap is not None and self.zeros is not None
 
 
 @dataclass(frozen=True)
 class HarvestOutcome:
     tx_hash: str
     block_index: int
-    #: the reward alone, read from the transaction result (the mint is reward + stake)
+    #: the reward alone, the transaction's return value (the mint is reward + stake)
     reward: int
-    stake_returned: int
     fee_charged: int = 0
+    ledger: int = 0
 
 
 @runtime_checkable
 class Chain(Protocol):
-    """What the backend needs from the chain. Implemented by the Stellar gateway."""
+    """What the backend needs from the chain. Implemented over the Stellar gateway."""
 
     async def health(self) -> ChainHealth:
         """The network the chain speaks and its latest ledger; raises ChainUnavailable."""
@@ -136,20 +204,46 @@ class Chain(Protocol):
         """The account's XLM and KALE balances (``exists=False`` when not created yet)."""
         ...
 
+    async def accounts(self, account_ids: Iterable[str]) -> dict[str, AccountInfo]:
+        """:meth:`account` for many accounts at once (batched reads)."""
+        ...
+
     async def ensure_trustline(self, keypair: Keypair) -> TrustlineOutcome:
         """Add the KALE trustline to the keypair's account if it lacks one."""
         ...
 
-    async def plant(self, keypair: Keypair, amount: int) -> PlantOutcome:
+    async def farm(self) -> FarmView:
+        """The farm's index, its block's entropy, ripeness, pause flag and latest ledger."""
+        ...
+
+    async def block_entropy(self, block_index: int) -> bytes | None:
+        """``Block(index).entropy``; ``None`` when the block does not exist (or expired)."""
+        ...
+
+    async def plant(
+        self, keypair: Keypair, amount: int, *, on_signed: OnSigned | None = None
+    ) -> PlantOutcome:
         """``plant(farmer, amount)`` signed by the farmer; the block it landed in."""
         ...
 
-    async def pail(self, farmer: str, block_index: int) -> PailInfo | None:
-        """``Pail(farmer, index)``, or ``None`` when there is none (never planted, harvested)."""
+    async def pails(self, pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], PailInfo | None]:
+        """``Pail(farmer, index)`` for each pair; ``None`` when absent (never planted,
+        harvested, expired)."""
         ...
 
-    async def harvest(self, keypair: Keypair, block_index: int) -> HarvestOutcome:
+    async def harvest(
+        self, keypair: Keypair, block_index: int, *, on_signed: OnSigned | None = None
+    ) -> HarvestOutcome:
         """``harvest(farmer, index)`` with the farmer's account as source (it pays the fee)."""
+        ...
+
+    async def resume(self, tx_hash: str, envelope_xdr: str) -> PlantOutcome | HarvestOutcome | None:
+        """Follow a recorded, signed transaction to its end without signing anything.
+
+        Returns the plant or harvest outcome (``None`` for another kind of transaction);
+        raises :class:`TxExpired` when it was never applied and can no longer be, or the
+        classified failure it met.
+        """
         ...
 
 
@@ -171,14 +265,30 @@ class UnavailableChain:
     async def account(self, account_id: str) -> AccountInfo:
         raise self._fail()
 
+    async def accounts(self, account_ids: Iterable[str]) -> dict[str, AccountInfo]:
+        raise self._fail()
+
     async def ensure_trustline(self, keypair: Keypair) -> TrustlineOutcome:
         raise self._fail()
 
-    async def plant(self, keypair: Keypair, amount: int) -> PlantOutcome:
+    async def farm(self) -> FarmView:
         raise self._fail()
 
-    async def pail(self, farmer: str, block_index: int) -> PailInfo | None:
+    async def block_entropy(self, block_index: int) -> bytes | None:
         raise self._fail()
 
-    async def harvest(self, keypair: Keypair, block_index: int) -> HarvestOutcome:
+    async def plant(
+        self, keypair: Keypair, amount: int, *, on_signed: OnSigned | None = None
+    ) -> PlantOutcome:
+        raise self._fail()
+
+    async def pails(self, pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], PailInfo | None]:
+        raise self._fail()
+
+    async def harvest(
+        self, keypair: Keypair, block_index: int, *, on_signed: OnSigned | None = None
+    ) -> HarvestOutcome:
+        raise self._fail()
+
+    async def resume(self, tx_hash: str, envelope_xdr: str) -> PlantOutcome | HarvestOutcome | None:
         raise self._fail()

@@ -42,6 +42,40 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.plants = Counter(
+            "kalepool_plants_total",
+            "Farmer plants, by result (planted, reconciled, failed)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.works = Counter(
+            "kalepool_works_total", "Reported works, by status", ["status"], registry=self.registry
+        )
+        self.harvests = Counter(
+            "kalepool_harvests_total",
+            "Harvests, by result (harvested, reconciled, failed, lost, unworked)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.deposits = Counter(
+            "kalepool_deposits_total", "Deposits found by the reconciler", registry=self.registry
+        )
+        self.reconcile_mismatches = Gauge(
+            "kalepool_reconcile_mismatches",
+            "Custodial accounts holding less KALE than the journal says (last full run)",
+            registry=self.registry,
+        )
+        self.reconcile_difference = Gauge(
+            "kalepool_reconcile_difference_stroops",
+            "Sum of the absolute differences found by the last full reconciler run",
+            registry=self.registry,
+        )
+        self.worker_runs = Counter(
+            "kalepool_worker_runs_total",
+            "Background worker runs, by worker and outcome",
+            ["worker", "outcome"],
+            registry=self.registry,
+        )
         self.up = Gauge("kalepool_backend_up", "1 while the backend serves", registry=self.registry)
         self.up.set(1)
 

@@ -1,5 +1,8 @@
 """Assembling a backend process from the settings (what ``kalepool backend ...`` runs).
 
+The chain is the Stellar gateway for ``[stellar]`` (the devnet by default); with
+``backend.workers`` the auto-harvester and the reconciler run inside the server process.
+
 With ``database.url`` unset, the backend runs on an embedded PostgreSQL under
 ``database.data_dir`` (started for the command, stopped after it) and migrates it itself.
 With a URL, migrations are an explicit step (``kalepool backend migrate``, or ``serve
@@ -21,7 +24,15 @@ from kalepool.backend.db.session import Database
 from kalepool.backend.logs import configure_logging, get_logger
 from kalepool.settings import Settings
 
-__all__ = ["DatabaseTarget", "database_target", "keyring_from", "rotate_master_key", "serve"]
+__all__ = [
+    "DatabaseTarget",
+    "database_target",
+    "default_chain",
+    "keyring_from",
+    "rotate_master_key",
+    "run_workers",
+    "serve",
+]
 
 log = get_logger(__name__)
 
@@ -53,6 +64,13 @@ def keyring_from(settings: Settings) -> Keyring:
     return Keyring.from_settings(key, backend.master_key_file)
 
 
+def default_chain(settings: Settings) -> Chain:
+    """The Stellar gateway for ``settings.stellar`` (the devnet unless configured otherwise)."""
+    from kalepool.backend.stellar_chain import GatewayChain
+
+    return GatewayChain.from_settings(settings.stellar)
+
+
 def serve(
     settings: Settings,
     *,
@@ -68,15 +86,19 @@ def serve(
     keyring = keyring_from(settings)  # fail before starting anything if the key is missing
     if settings.backend.admin_token is None:
         log.warning("backend.admin_token is not set: the operator endpoints refuse every request")
-    chain = chain_factory(settings) if chain_factory else UnavailableChain()
+    chain = (chain_factory or default_chain)(settings)
     if isinstance(chain, UnavailableChain):
         log.warning("no Stellar gateway configured: chain calls answer 503", reason=chain.reason)
+    else:
+        log.info(
+            "chain", network=settings.stellar.network, rpc_urls=list(settings.stellar.profile().rpc_urls)
+        )
     with database_target(settings) as target:
         if run_migrations or target.embedded:
             migrate.upgrade(target.url)
         db = Database(target.url, pool_size=settings.database.pool_size)
         context = BackendContext.build(settings.backend, db=db, chain=chain, keyring=keyring)
-        app = create_app(context, dispose_on_shutdown=True)
+        app = create_app(context, dispose_on_shutdown=True, run_workers=settings.backend.workers)
         uvicorn.run(
             app,
             host=host or settings.backend.host,
@@ -101,3 +123,51 @@ def rotate_master_key(settings: Settings) -> int:
 
     with database_target(settings) as target:
         return asyncio.run(run(target.url))
+
+
+def run_workers(settings: Settings, *, once: bool = False) -> dict[str, object] | None:
+    """The auto-harvester and the reconciler without the HTTP server (any number of such
+    processes may run beside the servers). ``once``: one run of each, returning what
+    they did; otherwise loop until interrupted."""
+    from dataclasses import asdict
+
+    from kalepool.backend.custody import Signer
+    from kalepool.backend.metrics import Metrics
+    from kalepool.backend.services.common import ChainOps
+    from kalepool.backend.services.reconcile import ReconcileStatus
+    from kalepool.backend.workers import AutoHarvester, Reconciler, WorkerRunner
+
+    configure_logging(settings.log_level, json=settings.log_json)
+    keyring = keyring_from(settings)
+
+    async def run(url: str) -> dict[str, object] | None:
+        db = Database(url, pool_size=settings.database.pool_size)
+        chain = default_chain(settings)
+        ops = ChainOps(
+            db=db, chain=chain, signer=Signer(keyring), settings=settings.backend, metrics=Metrics()
+        )
+        try:
+            if once:
+                harvest = await AutoHarvester(ops).run_once()
+                reconcile = await Reconciler(ops).run_once()
+                return {"harvester": asdict(harvest), "reconciler": asdict(reconcile)}
+            runner = WorkerRunner(ops, ReconcileStatus())
+            runner.start()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await runner.stop()
+            return None
+        finally:
+            close = getattr(chain, "aclose", None)
+            if close is not None:
+                await close()
+            await db.dispose()
+
+    with database_target(settings) as target:
+        if target.embedded:
+            migrate.upgrade(target.url)
+        try:
+            return asyncio.run(run(target.url))
+        except KeyboardInterrupt:
+            return None

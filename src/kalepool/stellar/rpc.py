@@ -137,7 +137,10 @@ class RpcClient:
         index = self._current
         url = self.urls[index]
         try:
-            return await asyncio.wait_for(call(self._servers[index]), self.timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # races the call's completion (CPython gh-86296), which hangs a shutdown
+            async with asyncio.timeout(self.timeout):
+                return await call(self._servers[index])
         except Exception as exc:
             err = _translate(method, url, exc, self.timeout)
             if err is None:

@@ -19,6 +19,7 @@ from kalepool.backend.api.app_context import BackendContext
 from kalepool.backend.api.errors import install_error_handlers
 from kalepool.backend.api.routes import farmers, health, operator, pooler
 from kalepool.backend.metrics import Metrics
+from kalepool.backend.workers import WorkerRunner
 
 __all__ = ["API_PREFIX", "BackendContext", "create_app"]
 
@@ -81,14 +82,31 @@ class _MetricsMiddleware:
             self.metrics.latency.labels(method=method, route=template).observe(time.perf_counter() - start)
 
 
-def create_app(context: BackendContext, *, dispose_on_shutdown: bool = False) -> FastAPI:
-    """The backend's ASGI app. ``dispose_on_shutdown``: close the database pool at shutdown."""
+def create_app(
+    context: BackendContext, *, dispose_on_shutdown: bool = False, run_workers: bool = False
+) -> FastAPI:
+    """The backend's ASGI app.
+
+    ``dispose_on_shutdown``: close the database pool and the chain client at shutdown;
+    ``run_workers``: run the auto-harvester and the reconciler in this process while it
+    serves (``kalepool backend serve`` passes ``backend.workers``).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if dispose_on_shutdown:
-            await context.db.dispose()
+        runner = WorkerRunner(context.ops, context.reconcile_status) if run_workers else None
+        if runner is not None:
+            runner.start()
+        try:
+            yield
+        finally:
+            if runner is not None:
+                await runner.stop()
+            if dispose_on_shutdown:
+                close = getattr(context.chain, "aclose", None)
+                if close is not None:
+                    await close()
+                await context.db.dispose()
 
     app = FastAPI(
         title="kalepool backend",

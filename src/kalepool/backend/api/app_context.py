@@ -1,4 +1,4 @@
-"""What the routes share: settings, database, chain, custody, limits, metrics."""
+"""What the routes share: settings, database, chain, custody, limits, metrics, workers' findings."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from kalepool.backend.custody import Keyring, Signer
 from kalepool.backend.db.session import Database
 from kalepool.backend.metrics import Metrics
 from kalepool.backend.ratelimit import RateLimiter
+from kalepool.backend.services.common import ChainOps
+from kalepool.backend.services.reconcile import ReconcileStatus
 from kalepool.settings import BackendSettings
 
 __all__ = ["BackendContext"]
@@ -24,6 +26,8 @@ class BackendContext:
     limiter: RateLimiter
     anonymous_limiter: RateLimiter
     metrics: Metrics
+    ops: ChainOps
+    reconcile_status: ReconcileStatus
 
     @classmethod
     def build(
@@ -35,15 +39,19 @@ class BackendContext:
         keyring: Keyring,
         metrics: Metrics | None = None,
     ) -> BackendContext:
+        metrics = metrics or Metrics()
+        signer = Signer(keyring)
         return cls(
             settings=settings,
             db=db,
             chain=chain,
             keyring=keyring,
-            signer=Signer(keyring),
+            signer=signer,
             limiter=RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst),
             anonymous_limiter=RateLimiter(
                 settings.anonymous_rate_limit_rps, settings.anonymous_rate_limit_burst
             ),
-            metrics=metrics or Metrics(),
+            metrics=metrics,
+            ops=ChainOps(db=db, chain=chain, signer=signer, settings=settings, metrics=metrics),
+            reconcile_status=ReconcileStatus(),
         )

@@ -75,8 +75,11 @@ class ErrorResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: str = Field(examples=["ok"])
+    status: str = Field(examples=["ok", "degraded"])
     version: str
+    checks: dict[str, str] = Field(
+        default_factory=dict, description="reconciliation: ok, mismatch, error or not_run (this process)"
+    )
 
 
 class DatabaseHealth(BaseModel):
@@ -313,9 +316,13 @@ class HeartbeatResponse(BaseModel):
 class PlantRequest(Inbound):
     """Body of ``POST /pooler/plant-request``."""
 
-    block_index: BlockIndex
+    block_index: BlockIndex = Field(
+        description="the block to plant in: the farm's index, or index + 1 when the block is ripe"
+    )
     pooler_id: uuid.UUID
-    max_farmers_capacity: int | None = Field(default=None, ge=1, description="plant at most this many")
+    max_farmers_capacity: int | None = Field(
+        default=None, ge=1, description="plant at most this many farmers in the block (already planted count)"
+    )
 
 
 class PlantedFarmer(BaseModel):
@@ -323,8 +330,9 @@ class PlantedFarmer(BaseModel):
     custodial_wallet: str
     stake_amount: Stroops
     plant_tx_hash: str
-    block_index: int
-    entropy: Hex32
+    block_index: int = Field(description="the block the plant really landed in: mine against this index")
+    entropy: Hex32 = Field(description="Block(block_index).entropy: mine against this")
+    already_planted: bool = Field(description="planted by an earlier request (or found planted on chain)")
 
 
 class FailedPlant(BaseModel):
@@ -335,11 +343,15 @@ class FailedPlant(BaseModel):
 
 
 class PlantSummary(BaseModel):
-    requested: int
-    planted: int
+    requested_block_index: int
+    farm_index: int = Field(description="the farm's index when the request was handled")
+    eligible: int = Field(description="the pooler's active farmers with a ready custodial account")
+    planted: int = Field(description="planted by this request")
+    already_planted: int = Field(description="listed in planted_farmers but planted before")
     failed: int
-    already_planted: int
-    total_staked: Stroops
+    skipped_capacity: int = Field(description="left out because of max_farmers_capacity")
+    total_staked: Stroops = Field(description="stake burned by this request's plants")
+    xlm_fees: Stroops = Field(description="XLM fees this request's transactions paid")
     duration_ms: int
 
 
@@ -351,11 +363,13 @@ class PlantResponse(BaseModel):
 
 class WorkResult(Inbound):
     farmer_id: uuid.UUID
-    nonce: int = Field(ge=0, le=2**64 - 1)
+    nonce: int = Field(ge=0, le=2**64 - 1, description="u64")
     hash: Hex32
-    zeros: int = Field(ge=0, le=64)
-    gap: int = Field(ge=0)
-    work_tx_hash: Hex32 | None = None
+    zeros: int = Field(ge=0, le=64, description="leading zero nibbles of the hash")
+    gap: int | None = Field(
+        default=None, ge=0, description="ledgers between plant and work, as work returned"
+    )
+    tx_hash: Hex32 | None = Field(default=None, description="the work transaction")
 
 
 class WorkCompleteRequest(Inbound):
@@ -372,15 +386,23 @@ class RejectedWork(BaseModel):
     message: str
 
 
+class CompensationPublic(BaseModel):
+    farmer_id: uuid.UUID
+    reason: str = Field(examples=["not_worked", "invalid_work"])
+    amount: Stroops = Field(description="owed by the pooler: the stake at risk")
+
+
 class ReadyForHarvest(BaseModel):
     farmer_id: uuid.UUID
     block_index: int
 
 
 class WorkCompleteResponse(BaseModel):
-    work_recorded: int
+    block_index: int
+    work_recorded: int = Field(description="results of this request accepted (now or by an earlier call)")
     rejected: list[RejectedWork]
-    compensation_amount: Stroops
+    compensation_amount: Stroops = Field(description="the pooler's total compensation for this block")
+    compensations: list[CompensationPublic]
     ready_for_harvest: list[ReadyForHarvest]
 
 
@@ -399,9 +421,13 @@ class HarvestRequest(Inbound):
 class HarvestResult(BaseModel):
     farmer_id: uuid.UUID
     block_index: int
-    reward: Stroops
+    reward: Stroops = Field(description="the harvest transaction's return value")
     stake_returned: Stroops
     harvest_tx_hash: str
+    pooler_share: Stroops
+    platform_fee: Stroops
+    farmer_reward: Stroops = Field(description="reward - pooler_share - platform_fee")
+    already_harvested: bool
 
 
 class FailedHarvest(BaseModel):
@@ -409,12 +435,13 @@ class FailedHarvest(BaseModel):
     block_index: int
     error: str
     message: str
+    attributed_to: Attribution
 
 
 class HarvestResponse(BaseModel):
     harvest_results: list[HarvestResult]
     failed_harvests: list[FailedHarvest]
-    total_rewards: Stroops
+    total_rewards: Stroops = Field(description="sum of reward over harvest_results")
 
 
 def hex_or_none(value: bytes | None) -> str | None:

@@ -316,6 +316,10 @@ class Harvest(Base):
             name="succeeded_has_amounts",
         ),
         CheckConstraint("status <> 'failed' OR error_code IS NOT NULL", name="failed_has_error"),
+        CheckConstraint(
+            "attributed_to IS NULL OR attributed_to IN ('farmer', 'pooler', 'backend', 'chain')",
+            name="attributed_to",
+        ),
         Index(
             "uq_harvests_one_success",
             "farmer_id",
@@ -340,6 +344,8 @@ class Harvest(Base):
     fee_charged: Mapped[int | None]
     error_code: Mapped[str | None]
     error_message: Mapped[str | None]
+    #: who a failure (or a loss) is blamed on
+    attributed_to: Mapped[str | None]
     created_at: Mapped[datetime] = _now()
 
 
@@ -445,6 +451,8 @@ class Pail(Base):
         CheckConstraint("stake_amount >= 0", name="stake_amount"),
         UniqueConstraint("farmer_id", "block_index"),
         Index(None, "pooler_id", "block_index"),
+        # a repeated plant-request finds the pails an earlier one made for the same block
+        Index(None, "pooler_id", "requested_block_index"),
         # harvester and reconciler: claimable pails, oldest block first
         Index(
             None,
@@ -460,6 +468,17 @@ class Pail(Base):
     block_index: Mapped[int]
     state: Mapped[str]
     stake_amount: Mapped[int] = mapped_column(server_default="0")
+    #: the block the plant-request named (``block_index`` is where the plant landed)
+    requested_block_index: Mapped[int | None]
+    #: intent: the signed plant / harvest transaction, recorded before it is sent
+    plant_tx_hash: Mapped[str | None]
+    plant_envelope_xdr: Mapped[str | None]
+    harvest_tx_hash: Mapped[str | None]
+    harvest_envelope_xdr: Mapped[str | None]
+    #: last ledger the pail lives through on chain (temporary storage), when read
+    live_until_ledger: Mapped[int | None]
+    #: the last failure's code (plant_failed, lost, a failed harvest attempt)
+    last_error: Mapped[str | None]
     #: which worker holds it, until when (a crashed worker's claim lapses)
     claimed_by: Mapped[str | None]
     claimed_until: Mapped[datetime | None]

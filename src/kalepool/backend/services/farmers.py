@@ -98,6 +98,8 @@ async def get_farmer(db: Database, farmer_id: uuid.UUID) -> Farmer:
 class FundingResult:
     farmer: Farmer
     trustline: TrustlineOutcome | None
+    #: this call made the farmer ready (False: it already was)
+    became_ready: bool = False
 
 
 async def confirm_funding(
@@ -154,7 +156,7 @@ async def confirm_funding(
     log.info(
         "farmer funded", farmer_id=str(farmer_id), trustline_created=bool(trustline and trustline.created)
     )
-    return FundingResult(farmer, trustline)
+    return FundingResult(farmer, trustline, became_ready=True)
 
 
 async def _set_funding_state(db: Database, farmer_id: uuid.UUID, state: FundingState) -> Farmer:

@@ -10,12 +10,16 @@ from kalepool.backend.api import schemas as s
 from kalepool.backend.api import views
 from kalepool.backend.api.deps import ContextDep, FarmerDep, anonymous_rate_limit
 from kalepool.backend.api.errors import responses
+from kalepool.backend.chain import ChainError
 from kalepool.backend.enums import FundingState
 from kalepool.backend.errors import Forbidden
+from kalepool.backend.logs import get_logger
 from kalepool.backend.services import farmers
 from kalepool.backend.services.auth import Principal
+from kalepool.backend.services.reconcile import reconcile
 
 router = APIRouter(prefix="/farmers", tags=["farmers"])
+log = get_logger(__name__)
 
 
 def _own(principal: Principal, farmer_id: uuid.UUID) -> uuid.UUID:
@@ -71,6 +75,7 @@ async def confirm_funding(
     """Check the custodial account on chain; once funded, the backend adds the KALE trustline.
 
     409 ``account_not_found`` / ``insufficient_xlm`` while the account is not funded yet.
+    KALE already in the account is journaled as a deposit.
     """
     result = await farmers.confirm_funding(
         context.db,
@@ -79,6 +84,11 @@ async def confirm_funding(
         farmer_id=_own(principal, farmer_id),
         min_xlm_balance=context.settings.min_xlm_balance,
     )
+    if result.became_ready:
+        try:
+            await reconcile(context.ops, farmer_ids=[result.farmer.id])
+        except ChainError as exc:  # the reconciler picks the deposit up later
+            log.warning("deposit check after funding failed", farmer_id=str(farmer_id), error=exc.code)
     return s.FundingConfirmed(
         farmer=views.farmer_public(result.farmer),
         trustline_created=bool(result.trustline and result.trustline.created),

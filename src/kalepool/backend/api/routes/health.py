@@ -20,9 +20,12 @@ _CHECK_TIMEOUT = 5.0
 
 
 @router.get("/health", response_model=Health)
-async def health() -> Health:
-    """The process is up."""
-    return Health(status="ok", version=__version__)
+async def health(context: ContextDep) -> Health:
+    """The process is up; ``degraded`` when this process's last reconciler run found a
+    custodial account holding less KALE than the journal says."""
+    reconciliation = context.reconcile_status.state
+    status = "degraded" if reconciliation == "mismatch" else "ok"
+    return Health(status=status, version=__version__, checks={"reconciliation": reconciliation})
 
 
 @router.get(

@@ -1,0 +1,92 @@
+"""What the chain-facing services share: their dependencies, claims, failure records."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from kalepool.backend.chain import Chain, ChainError
+from kalepool.backend.custody import CustodyError, Signer
+from kalepool.backend.db import pails as q
+from kalepool.backend.db.session import Database
+from kalepool.backend.enums import Attribution
+from kalepool.backend.logs import get_logger
+from kalepool.backend.metrics import Metrics
+from kalepool.settings import BackendSettings
+
+__all__ = ["ChainOps", "Failure", "bounded", "claimant_id", "failure_of"]
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class ChainOps:
+    """The dependencies of a chain-facing use case (one per process, shared by requests)."""
+
+    db: Database
+    chain: Chain
+    signer: Signer
+    settings: BackendSettings
+    metrics: Metrics = field(default_factory=Metrics)
+
+
+def claimant_id(kind: str) -> str:
+    """A unique name for one request or worker run: ``kind@host:pid:random``."""
+    return f"{kind}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why one farmer's action failed, and who is to blame."""
+
+    code: str
+    message: str
+    attributed_to: Attribution
+    tx_hash: str | None = None
+    fee_charged: int = 0
+
+
+def failure_of(exc: BaseException) -> Failure:
+    """The :class:`Failure` for an exception met while acting for one farmer."""
+    if isinstance(exc, ChainError):
+        return Failure(exc.code, exc.message, exc.attributed_to, exc.tx_hash, exc.fee_charged or 0)
+    if isinstance(exc, CustodyError):
+        return Failure("custody_error", "the custodial key could not be opened", Attribution.BACKEND)
+    log.exception("unexpected error in a chain action", exc_info=exc)
+    return Failure("internal_error", f"internal error ({type(exc).__name__})", Attribution.BACKEND)
+
+
+async def bounded(limit: int, items: Iterable[T], action: Callable[[T], Awaitable[R]]) -> list[R]:
+    """``action`` over every item, at most ``limit`` at a time, results in item order."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(item: T) -> R:
+        async with semaphore:
+            return await action(item)
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+async def wait_released(
+    db: Database, pail_ids: list[int], *, timeout: float, busy: Callable[[str], bool]
+) -> None:
+    """Poll until none of these pails is held in a ``busy`` state by a live claim."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pending = list(pail_ids)
+    while pending and loop.time() < deadline:
+        await asyncio.sleep(0.2)
+        async with db.transaction() as session:
+            now = await q.db_now(session)
+            rows = await q.pails_by_ids(session, pending)
+        pending = [
+            p.id for p in rows if busy(p.state) and p.claimed_until is not None and p.claimed_until > now
+        ]

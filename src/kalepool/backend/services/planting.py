@@ -1,0 +1,638 @@
+"""``plant-request``: plant every active, ready farmer of one pooler in one block.
+
+One request, step by step:
+
+1. Read the farm (index, ripeness, pause). The block a plant sent now lands in is the
+   farm's index, or ``index + 1`` when the block is ripe.
+2. Find the pooler's pails an earlier request for the same block made: farmers planted
+   there are answered as ``already_planted`` and never planted again.
+3. Check the requested block: below the farm's index is ``stale_block``, above the block a
+   plant would open is ``future_block`` (both the pooler's fault); a paused farm is
+   ``farm_paused``. Then nobody is planted and each farmer gets a failed ``plantings`` row.
+4. Claim one pail per farmer (``INSERT ... ON CONFLICT DO NOTHING`` on the unique
+   (farmer, block), then ``SELECT ... FOR UPDATE SKIP LOCKED`` of the unclaimed or lapsed
+   ones), in one short transaction. Farmers another request holds are waited for.
+5. Plant the claimed farmers in parallel (``backend.plant_concurrency`` at a time):
+   read the account (exists, XLM above ``backend.min_fee_xlm``, KALE trustline), stake =
+   ⌊KALE × stake_bps / 10,000⌋, sign with the custodial key. The signed envelope and its
+   hash are written to the pail **before** it is sent (``on_signed``); a pail that still
+   holds one when claimed again (a crash, a lapsed claim, a transaction in doubt) is
+   resumed by hash, and only signed anew once the chain says it expired unapplied.
+6. Record each outcome in its own transaction: a ``plantings`` row (the block it really
+   landed in, its entropy), the journal (``stake_burned``, ``xlm_fee``) and the pail's
+   state. A ``PailExists`` answer is reconciled from the chain (the farmer *is* planted:
+   its pail is read and recorded), never reported as a blind failure.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kalepool.backend import journal
+from kalepool.backend.accounting import stake_for
+from kalepool.backend.chain import AccountInfo, ChainError, PlantOutcome, TxExpired, TxInDoubt
+from kalepool.backend.db import pails as q
+from kalepool.backend.db import repositories as repo
+from kalepool.backend.db.models import Farmer, Pail, Planting
+from kalepool.backend.enums import Asset, Attribution, EventStatus, JournalKind, PailState
+from kalepool.backend.logs import get_logger
+from kalepool.backend.services.common import (
+    ChainOps,
+    Failure,
+    bounded,
+    claimant_id,
+    failure_of,
+    wait_released,
+)
+
+__all__ = ["FailedPlant", "PlantReport", "PlantedFarmer", "plant_request", "recover_plantings"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class PlantedFarmer:
+    farmer_id: uuid.UUID
+    custodial_wallet: str
+    stake_amount: int
+    plant_tx_hash: str
+    block_index: int
+    entropy: bytes
+    already_planted: bool
+
+
+@dataclass(frozen=True)
+class FailedPlant:
+    farmer_id: uuid.UUID
+    error: str
+    message: str
+    attributed_to: Attribution
+
+
+@dataclass
+class PlantReport:
+    requested_block_index: int
+    farm_index: int
+    eligible: int
+    planted: list[PlantedFarmer] = field(default_factory=list)
+    failed: list[FailedPlant] = field(default_factory=list)
+    skipped_capacity: int = 0
+    total_staked: int = 0
+    xlm_fees: int = 0
+    duration_ms: int = 0
+
+    @property
+    def newly_planted(self) -> int:
+        return sum(1 for p in self.planted if not p.already_planted)
+
+    @property
+    def already_planted(self) -> int:
+        return sum(1 for p in self.planted if p.already_planted)
+
+
+@dataclass
+class _Result:
+    """One claimed farmer's outcome."""
+
+    farmer: Farmer
+    planted: PlantedFarmer | None = None
+    failure: Failure | None = None
+    fee: int = 0
+    block_index: int | None = None
+
+
+async def plant_request(
+    ops: ChainOps, *, pooler_id: uuid.UUID, block_index: int, capacity: int | None = None
+) -> PlantReport:
+    """Plant the pooler's farmers in ``block_index``; see the module docstring."""
+    started = time.perf_counter()
+    farm = await ops.chain.farm()  # nothing is attempted when the farm cannot be read
+    landing = farm.index + 1 if farm.ripe else farm.index
+    async with ops.db.transaction() as session:
+        farmers = list(await repo.plantable_farmers(session, pooler_id=pooler_id))
+        existing = await q.pails_for_plant_request(
+            session, pooler_id=pooler_id, requested=block_index, landing=landing
+        )
+        already_ids = {p.farmer_id for p in existing if p.state in q.PLANTED_STATES}
+        known = {f.id for f in farmers}
+        farmers += [
+            f for fid in already_ids - known if (f := await repo.get_farmer(session, fid)) is not None
+        ]
+    by_id = {f.id: f for f in farmers}
+    report = PlantReport(block_index, farm.index, eligible=len(known))
+    already = _pick_planted(existing)
+
+    candidates = [f for f in farmers if f.id in known and f.id not in already]
+    if capacity is not None:
+        room = max(0, capacity - len(already))
+        for farmer in candidates[room:]:
+            report.failed.append(
+                FailedPlant(
+                    farmer.id, "over_capacity", f"beyond max_farmers_capacity={capacity}", Attribution.POOLER
+                )
+            )
+        report.skipped_capacity = max(0, len(candidates) - room)
+        candidates = candidates[:room]
+
+    problem = _block_problem(block_index, farm.index, farm.ripe, farm.paused)
+    results: list[_Result] = []
+    waiting: list[Pail] = []
+    if problem is not None:
+        results = await _refuse(ops, candidates, block_index, problem)
+    elif candidates:
+        claimant = claimant_id("plant")
+        async with ops.db.transaction() as session:
+            have_row = {p.farmer_id for p in existing}
+            await q.insert_planting_pails(
+                session,
+                pooler_id=pooler_id,
+                farmer_ids=[f.id for f in candidates if f.id not in have_row],
+                block_index=landing,
+                requested=block_index,
+            )
+            claimed = await q.claim_for_planting(
+                session,
+                pooler_id=pooler_id,
+                farmer_ids=[f.id for f in candidates],
+                requested=block_index,
+                landing=landing,
+                claimant=claimant,
+                seconds=ops.settings.claim_seconds,
+            )
+            claimed = await _one_per_farmer(session, claimed, landing)
+            await q.bump_block_operation(
+                session, block_index=landing, pooler_id=pooler_id, stamps=["plant_requested_at"]
+            )
+        mine = {p.farmer_id for p in claimed}
+        try:  # every account in a few batched reads (a failure: each plant reads its own)
+            infos = await ops.chain.accounts([by_id[p.farmer_id].public_key for p in claimed])
+        except ChainError:
+            infos = {}
+        results = await bounded(
+            ops.settings.plant_concurrency,
+            claimed,
+            lambda pail: _plant_one(
+                ops, pail, by_id[pail.farmer_id], infos.get(by_id[pail.farmer_id].public_key)
+            ),
+        )
+        held = [f.id for f in candidates if f.id not in mine]
+        if held:
+            async with ops.db.transaction() as session:
+                rows = await q.pails_for_plant_request(
+                    session, pooler_id=pooler_id, requested=block_index, landing=landing
+                )
+            waiting = [p for p in rows if p.farmer_id in held]
+            await wait_released(
+                ops.db,
+                [p.id for p in waiting],
+                timeout=ops.settings.in_progress_wait,
+                busy=lambda state: state == PailState.PLANTING.value,
+            )
+
+    # farmers an earlier request planted, or another request planted meanwhile
+    async with ops.db.transaction() as session:
+        if waiting:
+            for pail in await q.pails_by_ids(session, [p.id for p in waiting]):
+                if pail.state in q.PLANTED_STATES:
+                    already[pail.farmer_id] = pail
+                else:
+                    results.append(
+                        _Result(
+                            by_id[pail.farmer_id],
+                            failure=Failure(
+                                "plant_in_progress",
+                                "another request is planting this farmer; ask again shortly",
+                                Attribution.BACKEND,
+                            ),
+                        )
+                    )
+        plantings = await q.successful_plantings(
+            session, [(p.farmer_id, p.block_index) for p in already.values()]
+        )
+    for farmer_id, pail in already.items():
+        known_farmer = by_id.get(farmer_id)
+        row = plantings.get((farmer_id, pail.block_index))
+        if known_farmer is None or row is None or row.entropy is None or row.tx_hash is None:
+            continue
+        report.planted.append(
+            PlantedFarmer(
+                known_farmer.id,
+                known_farmer.public_key,
+                row.stake_amount,
+                row.tx_hash,
+                row.block_index,
+                row.entropy,
+                True,
+            )
+        )
+
+    await _account(ops, pooler_id, report, results, landing if problem is None else block_index)
+    answered = {p.farmer_id for p in report.planted} | {f.farmer_id for f in report.failed}
+    for farmer in candidates:  # a claim that could not be taken nor waited for (never silent)
+        if farmer.id not in answered:
+            report.failed.append(
+                FailedPlant(
+                    farmer.id,
+                    "plant_in_progress",
+                    "this farmer is being planted elsewhere",
+                    Attribution.BACKEND,
+                )
+            )
+    report.duration_ms = int((time.perf_counter() - started) * 1000)
+    log.info(
+        "plant request",
+        pooler_id=str(pooler_id),
+        block_index=block_index,
+        farm_index=farm.index,
+        planted=report.newly_planted,
+        already_planted=report.already_planted,
+        failed=len(report.failed),
+        duration_ms=report.duration_ms,
+    )
+    return report
+
+
+def _pick_planted(pails: Sequence[Pail]) -> dict[uuid.UUID, Pail]:
+    """One planted pail per farmer among an earlier request's (the newest block wins)."""
+    out: dict[uuid.UUID, Pail] = {}
+    for pail in sorted(pails, key=lambda p: p.block_index):
+        if pail.state in q.PLANTED_STATES:
+            out[pail.farmer_id] = pail
+    return out
+
+
+def _block_problem(requested: int, index: int, ripe: bool, paused: bool) -> Failure | None:
+    if requested < index:
+        return Failure(
+            "stale_block", f"block {requested} is over: the farm is at block {index}", Attribution.POOLER
+        )
+    if requested > index + 1 or (requested == index + 1 and not ripe):
+        opening = index + 1 if ripe else index
+        return Failure(
+            "future_block",
+            f"block {requested} is not open: a plant now lands in block {opening}",
+            Attribution.POOLER,
+        )
+    if paused:
+        return Failure("farm_paused", "the farm is paused: nobody can plant", Attribution.CHAIN)
+    return None
+
+
+async def _one_per_farmer(session: AsyncSession, claimed: Sequence[Pail], landing: int) -> list[Pail]:
+    """At most one claimed pail per farmer (the one in the landing block preferred)."""
+    best: dict[uuid.UUID, Pail] = {}
+    for pail in claimed:
+        kept = best.get(pail.farmer_id)
+        if kept is None or (pail.block_index == landing and kept.block_index != landing):
+            best[pail.farmer_id] = pail
+    keep = {p.id for p in best.values()}
+    for pail in claimed:
+        if pail.id not in keep:
+            await q.release(session, pail.id)
+    return list(best.values())
+
+
+async def _refuse(
+    ops: ChainOps, farmers: Sequence[Farmer], block_index: int, problem: Failure
+) -> list[_Result]:
+    """Nobody is planted: one failed ``plantings`` row per farmer, with the blame."""
+    if farmers:
+        async with ops.db.transaction() as session:
+            session.add_all(
+                Planting(
+                    farmer_id=f.id,
+                    pooler_id=f.pooler_id,
+                    block_index=block_index,
+                    status=EventStatus.FAILED.value,
+                    stake_amount=0,
+                    error_code=problem.code,
+                    error_message=problem.message,
+                    attributed_to=problem.attributed_to.value,
+                )
+                for f in farmers
+            )
+    return [_Result(f, failure=problem) for f in farmers]
+
+
+async def _plant_one(
+    ops: ChainOps, pail: Pail, farmer: Farmer, account: AccountInfo | None = None
+) -> _Result:
+    try:
+        if pail.plant_tx_hash and pail.plant_envelope_xdr:
+            try:
+                resumed = await ops.chain.resume(pail.plant_tx_hash, pail.plant_envelope_xdr)
+            except TxExpired:
+                resumed = None  # never applied: sign a new one
+            if isinstance(resumed, PlantOutcome):
+                return await _record_planted(ops, pail, farmer, resumed)
+        if account is None:
+            account = await ops.chain.account(farmer.public_key)
+        if not account.exists:
+            raise ChainError(
+                f"the custodial account {farmer.public_key} does not exist on chain",
+                code="account_not_found",
+                attributed_to=Attribution.FARMER,
+            )
+        if account.kale_balance is None:
+            raise ChainError(
+                "the custodial account has no KALE trustline",
+                code="no_trustline",
+                attributed_to=Attribution.FARMER,
+            )
+        if account.spendable_xlm < ops.settings.min_fee_xlm:
+            raise ChainError(
+                f"the custodial account has {account.spendable_xlm} stroops of spendable XLM; "
+                f"{ops.settings.min_fee_xlm} are needed for fees",
+                code="insufficient_xlm",
+                attributed_to=Attribution.FARMER,
+            )
+        stake = stake_for(account.kale_balance, farmer.stake_bps)
+
+        async def intent(tx_hash: str, envelope_xdr: str) -> None:
+            async with ops.db.transaction() as session:
+                await q.set_pail(session, pail.id, plant_tx_hash=tx_hash, plant_envelope_xdr=envelope_xdr)
+
+        with ops.signer.keypair(farmer) as keypair:
+            outcome = await ops.chain.plant(keypair, stake, on_signed=intent)
+        return await _record_planted(ops, pail, farmer, outcome)
+    except ChainError as exc:
+        if exc.code == "pail_exists":
+            return await _reconcile_existing(ops, pail, farmer, exc)
+        return await _record_failure(ops, pail, farmer, failure_of(exc), in_doubt=isinstance(exc, TxInDoubt))
+    except Exception as exc:
+        return await _record_failure(ops, pail, farmer, failure_of(exc), in_doubt=False)
+
+
+async def _record_planted(
+    ops: ChainOps,
+    pail: Pail,
+    farmer: Farmer,
+    outcome: PlantOutcome,
+    *,
+    reconciled: bool = False,
+    failed_tx: tuple[str, int] | None = None,
+) -> _Result:
+    """A plant that landed (or was found on chain): its event, journal lines and pail."""
+    landed = outcome.block_index
+    async with ops.db.transaction() as session:
+        other = None
+        if landed != pail.block_index:  # it landed in the next block: is a row there already?
+            other = (await q.pails_of(session, [(farmer.id, landed)])).get((farmer.id, landed))
+        duplicate = False
+        if other is not None and other.id != pail.id:
+            if other.state in q.PLANTED_STATES:
+                await q.delete_pail(session, pail.id)  # the other row already tells this story
+                duplicate = True
+            else:
+                await q.delete_pail(session, other.id)
+        statement = (
+            insert(Planting)
+            .values(
+                farmer_id=farmer.id,
+                pooler_id=farmer.pooler_id,
+                block_index=landed,
+                status=EventStatus.SUCCEEDED.value,
+                stake_amount=outcome.stake,
+                tx_hash=outcome.tx_hash,
+                entropy=outcome.entropy,
+                fee_charged=outcome.fee_charged,
+            )
+            .on_conflict_do_nothing(
+                index_elements=["farmer_id", "block_index"], index_where=text("status = 'succeeded'")
+            )
+            .returning(Planting.id)
+        )
+        inserted = (await session.execute(statement)).first() is not None
+        entries = []
+        if outcome.stake > 0:
+            entries.append(
+                journal.Entry.farmer(
+                    farmer.id,
+                    JournalKind.STAKE_BURNED,
+                    -outcome.stake,
+                    f"stake planted in block {landed} (tx {outcome.tx_hash})",
+                    block_index=landed,
+                )
+            )
+        fees = [(outcome.tx_hash, outcome.fee_charged)] + ([failed_tx] if failed_tx else [])
+        entries += [
+            journal.Entry.farmer(
+                farmer.id,
+                JournalKind.XLM_FEE,
+                -fee,
+                f"fee of a plant transaction, block {landed}",
+                asset=Asset.XLM,
+                block_index=landed,
+                reference=tx_hash,
+            )
+            for tx_hash, fee in fees
+            if fee > 0 and tx_hash
+        ]
+        await journal.record(session, entries)
+        if not duplicate:
+            await q.release(
+                session,
+                pail.id,
+                state=PailState.PLANTED.value,
+                block_index=landed,
+                stake_amount=outcome.stake,
+                plant_tx_hash=outcome.tx_hash,
+                last_error=None,
+            )
+        if not inserted:
+            row = (await q.successful_plantings(session, [(farmer.id, landed)]))[(farmer.id, landed)]
+            outcome = PlantOutcome(
+                row.tx_hash or "", landed, row.entropy or outcome.entropy, row.stake_amount
+            )
+    planted = PlantedFarmer(
+        farmer.id,
+        farmer.public_key,
+        outcome.stake,
+        outcome.tx_hash,
+        landed,
+        outcome.entropy,
+        already_planted=reconciled or not inserted,
+    )
+    fee = sum(f for _, f in fees if f > 0)
+    if reconciled or not inserted:
+        ops.metrics.plants.labels(result="reconciled").inc()
+        return _Result(farmer, planted=planted, fee=fee, block_index=landed)
+    ops.metrics.plants.labels(result="planted").inc()
+    return _Result(farmer, planted=planted, fee=fee, block_index=landed)
+
+
+async def _reconcile_existing(ops: ChainOps, pail: Pail, farmer: Farmer, error: ChainError) -> _Result:
+    """``PailExists``: the farmer is planted in the current block already. Read that pail
+    on chain and record it (our own earlier plant, found again), instead of failing."""
+    failed_tx = (error.tx_hash, error.fee_charged) if error.tx_hash and error.fee_charged else None
+    try:
+        farm = await ops.chain.farm()
+        found = (await ops.chain.pails([(farmer.public_key, farm.index)])).get(
+            (farmer.public_key, farm.index)
+        )
+        entropy = await ops.chain.block_entropy(farm.index) if found is not None else None
+    except ChainError as exc:
+        return await _record_failure(ops, pail, farmer, failure_of(exc), in_doubt=False)
+    if found is None or entropy is None:
+        return await _record_failure(ops, pail, farmer, failure_of(error), in_doubt=False)
+    log.info("plant reconciled: already planted on chain", farmer_id=str(farmer.id), block_index=farm.index)
+    outcome = PlantOutcome(
+        tx_hash=pail.plant_tx_hash or "unknown",
+        block_index=farm.index,
+        entropy=entropy,
+        stake=found.stake,
+    )
+    return await _record_planted(ops, pail, farmer, outcome, reconciled=True, failed_tx=failed_tx)
+
+
+async def _record_failure(
+    ops: ChainOps, pail: Pail, farmer: Farmer, failure: Failure, *, in_doubt: bool
+) -> _Result:
+    async with ops.db.transaction() as session:
+        if in_doubt:
+            # sent, fate unknown: keep the envelope so the next claim resumes it by hash
+            await q.release(session, pail.id, last_error=failure.code)
+        else:
+            session.add(
+                Planting(
+                    farmer_id=farmer.id,
+                    pooler_id=farmer.pooler_id,
+                    block_index=pail.block_index,
+                    status=EventStatus.FAILED.value,
+                    stake_amount=0,
+                    tx_hash=failure.tx_hash,
+                    fee_charged=failure.fee_charged or None,
+                    error_code=failure.code,
+                    error_message=failure.message[:1000],
+                    attributed_to=failure.attributed_to.value,
+                )
+            )
+            if failure.fee_charged > 0 and failure.tx_hash:
+                await journal.record(
+                    session,
+                    [
+                        journal.Entry.farmer(
+                            farmer.id,
+                            JournalKind.XLM_FEE,
+                            -failure.fee_charged,
+                            f"fee of a failed plant transaction ({failure.code})",
+                            asset=Asset.XLM,
+                            block_index=pail.block_index,
+                            reference=failure.tx_hash,
+                        )
+                    ],
+                )
+            await q.release(
+                session,
+                pail.id,
+                state=PailState.PLANT_FAILED.value,
+                plant_tx_hash=None,
+                plant_envelope_xdr=None,
+                last_error=failure.code,
+            )
+    ops.metrics.plants.labels(result="failed").inc()
+    ops.metrics.chain_errors.labels(code=failure.code).inc()
+    return _Result(farmer, failure=failure, fee=failure.fee_charged, block_index=pail.block_index)
+
+
+async def _account(
+    ops: ChainOps, pooler_id: uuid.UUID, report: PlantReport, results: list[_Result], default_block: int
+) -> None:
+    """Fill the report from the results and add them to ``block_operations``."""
+    totals: dict[int, dict[str, int]] = {}
+    entropies: dict[int, bytes] = {}
+    for result in results:
+        block = result.block_index if result.block_index is not None else default_block
+        bucket = totals.setdefault(
+            block, {"farmers_planted": 0, "farmers_failed": 0, "total_staked": 0, "xlm_fees": 0}
+        )
+        bucket["xlm_fees"] += result.fee
+        report.xlm_fees += result.fee
+        if result.planted is not None:
+            report.planted.append(result.planted)
+            entropies[block] = result.planted.entropy
+            if not result.planted.already_planted:
+                bucket["farmers_planted"] += 1
+                bucket["total_staked"] += result.planted.stake_amount
+                report.total_staked += result.planted.stake_amount
+        elif result.failure is not None:
+            f = result.failure
+            report.failed.append(FailedPlant(result.farmer.id, f.code, f.message, f.attributed_to))
+            if f.code != "plant_in_progress":  # another request's farmer, not a failure here
+                bucket["farmers_failed"] += 1
+    if not totals:
+        return
+    async with ops.db.transaction() as session:
+        for block, counts in sorted(totals.items()):
+            await q.bump_block_operation(
+                session,
+                block_index=block,
+                pooler_id=pooler_id,
+                entropy=entropies.get(block),
+                stamps=["plant_completed_at"],
+                **counts,
+            )
+
+
+# --- recovery (the auto-harvester runs it) -------------------------------------------------
+
+
+async def recover_plantings(ops: ChainOps, *, limit: int = 500) -> int:
+    """Settle ``planting`` pails whose claim lapsed (a crashed request, a transaction in
+    doubt): one with a recorded envelope is resumed by hash and recorded (or failed, when
+    it expired unapplied); one without was never signed and becomes ``plant_failed``.
+    Nothing is signed here: planting anew is the pooler's call. Returns how many."""
+    claimant = claimant_id("recover")
+    async with ops.db.transaction() as session:
+        query = (
+            select(Pail)
+            .where(Pail.state == PailState.PLANTING.value, q.claimable())
+            .order_by(Pail.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        pails = list((await session.scalars(query)).all())
+        for pail in pails:
+            await q.set_pail(
+                session,
+                pail.id,
+                claimed_by=claimant,
+                claimed_until=func.clock_timestamp() + timedelta(seconds=ops.settings.claim_seconds),
+            )
+        farmers = {p.farmer_id: await repo.get_farmer(session, p.farmer_id) for p in pails}
+
+    async def settle(pail: Pail) -> None:
+        farmer = farmers[pail.farmer_id]
+        assert farmer is not None
+        if not (pail.plant_tx_hash and pail.plant_envelope_xdr):
+            await _record_failure(
+                ops,
+                pail,
+                farmer,
+                Failure(
+                    "abandoned", "the request planting this farmer ended before signing", Attribution.BACKEND
+                ),
+                in_doubt=False,
+            )
+            return
+        try:
+            outcome = await ops.chain.resume(pail.plant_tx_hash, pail.plant_envelope_xdr)
+        except ChainError as exc:
+            if exc.code == "pail_exists":
+                await _reconcile_existing(ops, pail, farmer, exc)
+            else:
+                await _record_failure(ops, pail, farmer, failure_of(exc), in_doubt=isinstance(exc, TxInDoubt))
+            return
+        if isinstance(outcome, PlantOutcome):
+            await _record_planted(ops, pail, farmer, outcome)
+
+    await bounded(ops.settings.plant_concurrency, pails, settle)
+    return len(pails)
