@@ -3,8 +3,10 @@
 - ``kale`` is the pure core: it imports no other kalepool part but ``kalepool.errors``,
   and no I/O module (sockets, HTTP clients, files, processes), nor calls ``open``.
 - ``stellar``, ``devnet`` and ``miner`` build on ``kale``, ``errors`` and ``settings`` only.
-- ``backend`` and ``pooler`` are applications: only ``kalepool.cli`` (and each package
-  itself) may import them.
+- ``backend`` and ``pooler`` are applications: only ``kalepool.cli``, the end-to-end demo
+  ``kalepool.demo`` (and each package itself) may import them. The pooler reaches the
+  backend over HTTP only: it builds on ``stellar``, ``miner``, ``kale``, ``errors`` and
+  ``settings``.
 - ``errors`` is the root of the exception tree and imports no kalepool module.
 """
 
@@ -26,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "stellar": {"stellar", "kale", "errors", "settings"},
     "miner": {"miner", "kale", "errors", "settings"},
     "errors": {"errors"},
+    "pooler": {"pooler", "stellar", "miner", "kale", "errors", "settings"},
 }
 APPLICATIONS = {"backend", "pooler"}
 IO_MODULES = {
@@ -102,7 +105,7 @@ def test_dependency_direction(name: str, path: Path) -> None:
     if own in ALLOWED:
         assert used <= ALLOWED[own], f"{name} may not import kalepool.{sorted(used - ALLOWED[own])}"
     for app in APPLICATIONS & used:
-        assert own in {"cli", app}, f"{name} imports kalepool.{app}; only kalepool.cli may"
+        assert own in {"cli", "demo", app}, f"{name} imports kalepool.{app}; only the cli and demo may"
 
 
 @pytest.mark.parametrize(

@@ -71,19 +71,128 @@ def config_show(config: ConfigOption = None) -> None:
 
 @app.command()
 def demo(
-    farmers: Annotated[int, typer.Option(min=1, help="Number of farmers.")] = 8,
-    blocks: Annotated[int, typer.Option(min=1, help="Number of blocks to run.")] = 3,
-    poolers: Annotated[int, typer.Option(min=1, help="Number of poolers.")] = 1,
-    block_interval: Annotated[int, typer.Option(min=1, help="Devnet block interval, s.")] = 30,
-    ledger_seconds: Annotated[float, typer.Option(min=0.1, help="Devnet ledger time, s.")] = 1.0,
+    farmers: Annotated[int | None, typer.Option(min=1, help="Number of farmers (default 8).")] = None,
+    blocks: Annotated[int | None, typer.Option(min=1, help="Number of blocks to run (default 3).")] = None,
+    poolers: Annotated[int | None, typer.Option(min=1, help="Number of poolers (default 1).")] = None,
+    block_interval: Annotated[
+        int | None, typer.Option(min=10, help="Devnet block interval, s (default 30).")
+    ] = None,
+    ledger_seconds: Annotated[
+        float | None, typer.Option(min=0.1, help="Devnet ledger time, s (default 1).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="Mining threads per pooler.")] = None,
+    timeout: Annotated[float | None, typer.Option(min=10, help="Give up after this many seconds.")] = None,
     as_json: JsonOption = False,
+    config: ConfigOption = None,
 ) -> None:
-    """Run the whole pool on the embedded defaults: devnet, PostgreSQL, backend, pooler."""
-    fail(
-        "the demo is not built yet: it will start the devnet, an embedded PostgreSQL, "
-        f"the backend and {poolers} pooler(s), then plant, mine, work and harvest "
-        f"{blocks} block(s) for {farmers} farmers (see the open issues)"
+    """Run the whole pool on the embedded defaults: devnet, PostgreSQL, backend, pooler.
+
+    Registers and funds the farmers (a mix of stakes), runs the blocks (each planted,
+    mined, worked and harvested through the real HTTP API and RPC protocol), then prints
+    a report per block and per farmer and the reconciliation of journal and chain.
+    Exit code 0 only when every block completed and everything reconciles. Defaults come
+    from the demo settings section; KALEPOOL_DATABASE__URL names a PostgreSQL server to use.
+    """
+    import asyncio
+    import time
+
+    from rich.console import Console
+
+    from kalepool.demo import DemoOptions, run_demo
+
+    console = Console(stderr=as_json, highlight=False)
+    t0 = time.monotonic()
+
+    def progress(text: str) -> None:
+        console.print(f"[dim]{time.monotonic() - t0:6.1f}s[/] {text}")
+
+    from kalepool.settings import load_settings
+
+    settings = load_settings(config)
+    ds = settings.demo
+    options = DemoOptions(
+        farmers=farmers if farmers is not None else ds.farmers,
+        blocks=blocks if blocks is not None else ds.blocks,
+        poolers=poolers if poolers is not None else ds.poolers,
+        block_interval=block_interval if block_interval is not None else ds.block_interval,
+        ledger_seconds=ledger_seconds if ledger_seconds is not None else ds.ledger_seconds,
+        threads=threads or settings.pooler.threads or settings.miner.threads,
+        timeout=timeout if timeout is not None else ds.timeout,
+        work_dir=ds.work_dir,
+        database_url=settings.database.url.get_secret_value() if settings.database.url else None,
     )
+    try:
+        report = asyncio.run(run_demo(options, progress))
+    except KeyboardInterrupt:
+        fail("interrupted", code=130)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), sort_keys=True))
+    else:
+        out = Console(highlight=False)
+        if not out.is_terminal:
+            out = Console(highlight=False, width=132)
+        _print_demo_report(out, report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _print_demo_report(console: Any, report: Any) -> None:
+    """The demo's report as rich tables (blocks, farmers, reconciliation)."""
+    from rich.table import Table
+
+    def kale(stroops: int) -> str:
+        return f"{stroops / 1e7:,.4f}"
+
+    def span(low: int | None, high: int | None) -> str:
+        return "-" if low is None else (str(low) if low == high else f"{low}–{high}")
+
+    blocks = Table(title="Blocks", title_justify="left")
+    columns = ("block", "planted", "worked", "harvested", "zeros", "gaps", "staked KALE", "reward KALE", "")
+    for name in columns:
+        blocks.add_column(name, justify="left" if name in ("block", "") else "right")
+    for b in report.blocks:
+        blocks.add_row(
+            str(b.index),
+            str(b.planted) + (f" (+{b.plant_failed} failed)" if b.plant_failed else ""),
+            str(b.worked),
+            str(b.harvested),
+            span(b.zeros_min, b.zeros_max),
+            span(b.gap_min, b.gap_max),
+            kale(b.stake_total),
+            kale(b.reward_total),
+            "[green]complete[/]" if b.complete else "[red]incomplete[/]",
+        )
+    console.print(blocks)
+    farmers = Table(title="Farmers", title_justify="left")
+    for name in ("farmer", "pooler", "stake %", "deposit", "staked", "rewards", "fees", "journal", "chain"):
+        farmers.add_column(name, justify="left" if name == "farmer" else "right")
+    for f in report.farmers:
+        farmers.add_row(
+            f"{f.public_key[:8]}…{f.public_key[-4:]}",
+            str(f.pooler),
+            f"{f.stake_percentage:g}",
+            kale(f.deposit),
+            kale(f.stake_total),
+            kale(f.reward_total),
+            kale(f.fees),
+            kale(f.balance_journal),
+            kale(f.balance_chain),
+        )
+    console.print(farmers)
+    if report.reconciled:
+        console.print(
+            f"reconciliation: [bold green]OK[/] (journal = chain, {len(report.farmers)} custodial accounts)"
+        )
+    else:
+        console.print("reconciliation: [bold red]DIFFERENCES[/]")
+        for d in report.differences:
+            console.print(
+                f"  {d.public_key}: journal {kale(d.balance_journal)}, chain {kale(d.balance_chain)} "
+                f"(chain - journal = {kale(d.difference)})"
+            )
+    for problem in report.problems:
+        console.print(f"[red]problem:[/] {problem}")
+    verdict = "[bold green]demo OK[/]" if report.ok else "[bold red]demo FAILED[/]"
+    console.print(f"{verdict} in {report.wall_seconds:.0f} s")
 
 
 # --- devnet commands (owned by the devnet part) -------------------------------------------
@@ -382,6 +491,172 @@ def backend_workers(
 
 
 # --- pooler commands (owned by the pooler part) --------------------------------------------
+
+pooler_app = typer.Typer(
+    help="The mining-machine service: watch the farm, have the backend plant, mine, work, harvest.",
+    no_args_is_help=True,
+)
+app.add_typer(pooler_app, name="pooler")
+
+
+def _configure_pooler_logging(level: str, as_json: bool) -> None:
+    """structlog to stderr: JSON lines (scripts, the demo) or a readable console format."""
+    import logging
+
+    import structlog
+
+    renderer: Any = (
+        structlog.processors.JSONRenderer(sort_keys=True)
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=lambda *args: structlog.PrintLogger(sys.stderr),  # the stderr of the moment
+        cache_logger_on_first_use=False,
+    )
+
+
+def _pooler_status_view(status: Any) -> Any:
+    """The live terminal view of a :class:`kalepool.pooler.service.PoolerStatus`."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    def secs(value: float | None) -> str:
+        return "-" if value is None else f"{max(value, 0):.0f} s"
+
+    head = Table.grid(padding=(0, 2))
+    head.add_row(
+        Text(f"pooler {status.account[:6]}…{status.account[-4:]}", style="bold"),
+        f"phase [bold]{status.phase}[/]",
+        f"farm block {status.farm_index if status.farm_index is not None else '-'}"
+        + (" (ripe)" if status.ripe else ""),
+        f"working block {status.block_index if status.block_index is not None else '-'}",
+    )
+    head.add_row(
+        f"hash rate {status.hash_rate / 1e6:.2f} MH/s on {status.threads} thread(s)",
+        f"submit in {secs(status.time_left)}",
+        f"rollover in {secs(status.until_rollover)}",
+        f"blocks worked {status.blocks_worked}",
+    )
+    head.add_row(
+        f"rewards {status.rewards / 1e7:.4f} KALE",
+        f"compensation {status.compensation / 1e7:.4f} KALE",
+        "works " + (", ".join(f"{k} {v}" for k, v in sorted(status.submissions.items())) or "-"),
+        f"RPC errors {status.rpc_errors}" if status.rpc_errors else "",
+    )
+    farmers = Table(title=None, expand=False)
+    for column in ("farmer", "wallet", "stake KALE", "best zeros", "submitted", "gap", "Mhashes", "state"):
+        farmers.add_column(column, justify="right" if column not in ("farmer", "wallet", "state") else "left")
+    for f in status.farmers:
+        farmers.add_row(
+            f.farmer_id[:8],
+            f"{f.wallet[:6]}…{f.wallet[-4:]}",
+            f"{f.stake / 1e7:.2f}",
+            str(f.best_zeros) if f.best_zeros >= 0 else "-",
+            str(f.submitted_zeros) if f.submitted_zeros >= 0 else "-",
+            str(f.gap) if f.gap is not None else "-",
+            f"{f.hashes / 1e6:.1f}",
+            f.status,
+        )
+    events = Text("\n".join(status.events[-6:]), style="dim")
+    return Group(head, farmers, events)
+
+
+@pooler_app.command("run")
+def pooler_run(
+    backend_url: Annotated[
+        str | None, typer.Option(help="The backend's base URL (pooler.backend_url).")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="The pooler's API key (better: KALEPOOL_POOLER__API_KEY, not seen in ps)."),
+    ] = None,
+    secret_file: Annotated[
+        Path | None, typer.Option(help="File holding the pooler's own S... secret (pooler.secret_file).")
+    ] = None,
+    state_file: Annotated[Path | None, typer.Option(help="Resume state (pooler.state_file).")] = None,
+    poll_interval: Annotated[
+        float | None, typer.Option(min=0.1, help="Seconds between farm reads (default 5).")
+    ] = None,
+    max_farmers: Annotated[int | None, typer.Option(min=1, help="Plant and mine at most this many.")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="Mining threads (default: all cores).")] = None,
+    channels: Annotated[
+        int | None, typer.Option(min=1, max=100, help="Accounts submitting works in parallel (default 4).")
+    ] = None,
+    blocks: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many blocks (reported and harvested).")
+    ] = None,
+    status: Annotated[
+        bool, typer.Option("--status/--no-status", help="Live status on the terminal (off: log lines).")
+    ] = True,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines on stderr.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Run the pooler until Ctrl-C (or SIGTERM): the first stops gracefully, a second at once.
+
+    Registered with a backend (URL + API key) and funded on chain: the pooler pays the fees
+    of the work transactions it submits; it never holds a farmer secret.
+    """
+    import asyncio
+
+    from kalepool.errors import KalePoolError
+    from kalepool.pooler.runner import build_service, load_keypair, run_until_stopped
+    from kalepool.settings import load_settings
+
+    overrides = {
+        key: value
+        for key, value in {
+            "backend_url": backend_url,
+            "api_key": api_key,
+            "secret_file": secret_file,
+            "state_file": state_file,
+            "poll_interval": poll_interval,
+            "max_farmers": max_farmers,
+            "threads": threads,
+            "channels": channels,
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = load_settings(config, pooler=overrides)
+        ps = settings.pooler
+        keypair = load_keypair(ps.secret.get_secret_value() if ps.secret else None, ps.secret_file)
+    except KalePoolError as exc:
+        fail(str(exc), code=2)
+    live_view = status and sys.stdout.isatty()
+    _configure_pooler_logging("WARNING" if live_view else settings.log_level, log_json or settings.log_json)
+
+    async def show(service: Any) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        with Live(
+            _pooler_status_view(service.status()), console=Console(), refresh_per_second=4, transient=False
+        ) as live:
+            while True:
+                await asyncio.sleep(0.25)
+                live.update(_pooler_status_view(service.status()))
+
+    async def main() -> None:
+        service = await build_service(settings, keypair=keypair, max_blocks=blocks)
+        await run_until_stopped(
+            service, cpu_target=settings.miner.cpu_target, alongside=show if live_view else None
+        )
+
+    try:
+        asyncio.run(main())
+    except KalePoolError as exc:
+        fail(str(exc))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        fail("interrupted", code=130)
+
 
 
 def main() -> None:
