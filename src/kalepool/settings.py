@@ -123,6 +123,14 @@ class BackendSettings(BaseModel):
     harvest_interval: float = Field(default=30.0, gt=0, description="seconds between auto-harvester runs")
     harvest_batch: int = Field(default=500, ge=1, description="pails one auto-harvester run claims at most")
     reconcile_interval: float = Field(default=300.0, gt=0, description="seconds between reconciler runs")
+    payout_interval: float = Field(default=600.0, gt=0, description="seconds between payout worker runs")
+    payout_min_amount: int = Field(
+        default=100_000_000, ge=1, description="stroops of KALE a payout must reach (default 10 KALE)"
+    )
+    payout_retry_seconds: float = Field(
+        default=3600.0, ge=0, description="seconds before a farmer's failed payout is tried again"
+    )
+    payout_batch: int = Field(default=500, ge=1, description="farmers one payout run looks at most")
 
     @model_validator(mode="after")
     def _check_admin_token(self) -> BackendSettings:

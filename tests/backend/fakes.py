@@ -22,6 +22,7 @@ from kalepool.backend.chain import (
     HarvestOutcome,
     OnSigned,
     PailInfo,
+    PaymentOutcome,
     PlantOutcome,
     TrustlineOutcome,
 )
@@ -104,4 +105,14 @@ class FakeChain:
 
     async def resume(self, tx_hash: str, envelope_xdr: str) -> PlantOutcome | HarvestOutcome | None:
         self._enter("resume", tx_hash)
+        raise ChainError("FakeChain resumes nothing", code="not_implemented")
+
+    async def pay(
+        self, keypair: Keypair, destination: str, amount: int, *, on_signed: OnSigned | None = None
+    ) -> PaymentOutcome:
+        self._enter("pay", keypair.public_key)
+        raise ChainError("FakeChain does not pay", code="not_implemented")
+
+    async def resume_payment(self, tx_hash: str, envelope_xdr: str) -> PaymentOutcome:
+        self._enter("resume_payment", tx_hash)
         raise ChainError("FakeChain resumes nothing", code="not_implemented")

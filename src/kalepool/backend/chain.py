@@ -11,7 +11,7 @@ a :class:`ChainError` whose ``code`` is machine-readable (``pail_exists``,
 blamed on, and which carries the transaction (hash, envelope, fee charged) when one was
 signed.
 
-**Intent before sending.** ``plant`` and ``harvest`` take ``on_signed(tx_hash,
+**Intent before sending.** ``plant``, ``harvest`` and ``pay`` take ``on_signed(tx_hash,
 envelope_xdr)``, awaited after signing and before anything is sent: the services record the
 envelope there, so that after a crash :meth:`Chain.resume` follows that very transaction
 instead of signing a second one.
@@ -38,6 +38,7 @@ __all__ = [
     "HarvestOutcome",
     "OnSigned",
     "PailInfo",
+    "PaymentOutcome",
     "PlantOutcome",
     "TrustlineOutcome",
     "TxExpired",
@@ -192,6 +193,17 @@ class HarvestOutcome:
     ledger: int = 0
 
 
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """A KALE (or XLM) payment from a custodial account, applied on chain."""
+
+    tx_hash: str
+    destination: str
+    amount: int
+    fee_charged: int = 0
+    ledger: int = 0
+
+
 @runtime_checkable
 class Chain(Protocol):
     """What the backend needs from the chain. Implemented over the Stellar gateway."""
@@ -246,6 +258,16 @@ class Chain(Protocol):
         """
         ...
 
+    async def pay(
+        self, keypair: Keypair, destination: str, amount: int, *, on_signed: OnSigned | None = None
+    ) -> PaymentOutcome:
+        """Pay ``amount`` stroops of KALE from the keypair's account to ``destination``."""
+        ...
+
+    async def resume_payment(self, tx_hash: str, envelope_xdr: str) -> PaymentOutcome:
+        """:meth:`resume` for a recorded payment transaction (never signs anything)."""
+        ...
+
 
 class UnavailableChain:
     """A :class:`Chain` with no network behind it: every call raises ChainUnavailable."""
@@ -291,4 +313,12 @@ class UnavailableChain:
         raise self._fail()
 
     async def resume(self, tx_hash: str, envelope_xdr: str) -> PlantOutcome | HarvestOutcome | None:
+        raise self._fail()
+
+    async def pay(
+        self, keypair: Keypair, destination: str, amount: int, *, on_signed: OnSigned | None = None
+    ) -> PaymentOutcome:
+        raise self._fail()
+
+    async def resume_payment(self, tx_hash: str, envelope_xdr: str) -> PaymentOutcome:
         raise self._fail()

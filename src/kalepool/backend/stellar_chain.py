@@ -33,6 +33,7 @@ from kalepool.backend.chain import (
     HarvestOutcome,
     OnSigned,
     PailInfo,
+    PaymentOutcome,
     PlantOutcome,
     TrustlineOutcome,
     TxExpired,
@@ -58,6 +59,7 @@ from kalepool.stellar import (
     attempt_of,
 )
 from kalepool.stellar import HarvestOutcome as GatewayHarvest
+from kalepool.stellar import PaymentOutcome as GatewayPayment
 from kalepool.stellar import PlantOutcome as GatewayPlant
 from kalepool.stellar import TxExpired as GatewayTxExpired
 from kalepool.stellar import TxInDoubt as GatewayTxInDoubt
@@ -311,6 +313,20 @@ class GatewayChain:
             return _harvest_outcome(outcome)
         return None
 
+    async def pay(
+        self, keypair: Keypair, destination: str, amount: int, *, on_signed: OnSigned | None = None
+    ) -> PaymentOutcome:
+        async with _translated():
+            outcome = await self.gateway.pay(keypair, destination, amount, asset="KALE", on_signed=on_signed)
+        return _payment_outcome(outcome)
+
+    async def resume_payment(self, tx_hash: str, envelope_xdr: str) -> PaymentOutcome:
+        async with _translated():
+            outcome = await self.gateway.resume(tx_hash, envelope_xdr)
+        if not isinstance(outcome, GatewayPayment):
+            raise ChainError(f"{tx_hash} is not a payment", code="not_a_payment", attributed_to=_B)
+        return _payment_outcome(outcome)
+
     async def _plant_outcome(self, outcome: GatewayPlant) -> PlantOutcome:
         entropy = await self.block_entropy(outcome.index)
         if entropy is None:  # the block a plant just wrote cannot be missing
@@ -335,6 +351,25 @@ def _harvest_outcome(outcome: GatewayHarvest) -> HarvestOutcome:
         tx_hash=outcome.tx_hash,
         block_index=outcome.index,
         reward=outcome.reward,
+        fee_charged=outcome.fee_charged,
+        ledger=outcome.ledger,
+    )
+
+
+def _payment_outcome(outcome: GatewayPayment) -> PaymentOutcome:
+    if len(outcome.payments) != 1:
+        raise ChainError(
+            f"payment {outcome.tx_hash} has {len(outcome.payments)} operations, expected 1",
+            code="not_a_payment",
+            attributed_to=_B,
+            tx_hash=outcome.tx_hash,
+            fee_charged=outcome.fee_charged,
+        )
+    payment = outcome.payments[0]
+    return PaymentOutcome(
+        tx_hash=outcome.tx_hash,
+        destination=payment.destination,
+        amount=payment.amount,
         fee_charged=outcome.fee_charged,
         ledger=outcome.ledger,
     )

@@ -13,6 +13,8 @@ journal one pail twice.
   first; an expired one is recorded as lost (``pail_expired``, blamed on the backend).
 * :class:`Reconciler`: :func:`kalepool.backend.services.reconcile.reconcile` over every
   funded farmer; its findings feed ``/health`` and the metrics.
+* :class:`Payouts`: :func:`kalepool.backend.services.payouts.pay_farmers`: pays each
+  farmer's earned KALE to its payout wallet (intent first, resumed by hash).
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from kalepool.backend.db import pails as q
 from kalepool.backend.logs import get_logger
 from kalepool.backend.services.common import ChainOps, claimant_id
 from kalepool.backend.services.harvesting import close_blocks, harvest_claimed
+from kalepool.backend.services.payouts import PayoutRun, pay_farmers
 from kalepool.backend.services.planting import recover_plantings
 from kalepool.backend.services.reconcile import ReconcileReport, ReconcileStatus, reconcile
 
-__all__ = ["AutoHarvester", "HarvestRun", "Reconciler", "WorkerRunner"]
+__all__ = ["AutoHarvester", "HarvestRun", "PayoutRun", "Payouts", "Reconciler", "WorkerRunner"]
 
 log = get_logger(__name__)
 
@@ -110,15 +113,32 @@ class Reconciler:
         return report
 
 
+class Payouts:
+    """Pays farmers' earned KALE to their payout wallets; safe to run in several processes."""
+
+    name = "payouts"
+
+    def __init__(self, ops: ChainOps, *, batch: int | None = None) -> None:
+        self.ops = ops
+        self.batch = batch or ops.settings.payout_batch
+
+    async def run_once(self) -> PayoutRun:
+        return await pay_farmers(self.ops, limit=self.batch)
+
+
+Worker = AutoHarvester | Reconciler | Payouts
+
+
 class WorkerRunner:
     """Runs the workers' ``run_once`` in loops until stopped (the API process's lifespan)."""
 
     def __init__(self, ops: ChainOps, status: ReconcileStatus) -> None:
         settings = ops.settings
         self.ops = ops
-        self.loops: list[tuple[AutoHarvester | Reconciler, float]] = [
+        self.loops: list[tuple[Worker, float]] = [
             (AutoHarvester(ops), settings.harvest_interval),
             (Reconciler(ops, status), settings.reconcile_interval),
+            (Payouts(ops), settings.payout_interval),
         ]
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -136,7 +156,7 @@ class WorkerRunner:
                 await task
         self.tasks.clear()
 
-    async def _loop(self, worker: AutoHarvester | Reconciler, interval: float) -> None:
+    async def _loop(self, worker: Worker, interval: float) -> None:
         while True:
             try:
                 await worker.run_once()
