@@ -79,6 +79,28 @@ class Entry:
         return cls(AccountType.PLATFORM, kind, amount, usage, **kw)  # type: ignore[arg-type]
 
 
+def xlm_fee(
+    farmer_id: uuid.UUID, fee: int, tx_hash: str | None, usage: str, *, block_index: int | None = None
+) -> list[Entry]:
+    """The XLM fee a farmer's custodial account paid for a transaction, keyed by its hash.
+
+    Empty when nothing was charged or the transaction is unknown, so callers can always add it.
+    """
+    if fee <= 0 or not tx_hash:
+        return []
+    return [
+        Entry.farmer(
+            farmer_id,
+            JournalKind.XLM_FEE,
+            -fee,
+            usage,
+            asset=Asset.XLM,
+            block_index=block_index,
+            reference=tx_hash,
+        )
+    ]
+
+
 async def record(session: AsyncSession, entries: Iterable[Entry]) -> int:
     """Insert the entries that are not recorded yet; returns how many were new."""
     rows = [

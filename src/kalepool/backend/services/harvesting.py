@@ -35,7 +35,6 @@ from kalepool.backend.db import repositories as repo
 from kalepool.backend.db.models import BalanceChange, Farmer, Harvest, Pail, PoolerCompensation, Work
 from kalepool.backend.enums import (
     AccountType,
-    Asset,
     Attribution,
     CompensationReason,
     EventStatus,
@@ -381,13 +380,7 @@ async def _harvest_one(
 def _fee_entry(
     farmer_id: uuid.UUID, block: int, tx_hash: str | None, fee: int, what: str
 ) -> list[journal.Entry]:
-    if fee <= 0 or not tx_hash:
-        return []
-    return [
-        journal.Entry.farmer(
-            farmer_id, JournalKind.XLM_FEE, -fee, what, asset=Asset.XLM, block_index=block, reference=tx_hash
-        )
-    ]
+    return journal.xlm_fee(farmer_id, fee, tx_hash, what, block_index=block)
 
 
 async def _record_harvested(

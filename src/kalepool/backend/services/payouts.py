@@ -266,17 +266,7 @@ async def _record_paid(ops: ChainOps, farmer_id: uuid.UUID, payout_id: int, outc
             reference=outcome.tx_hash,
         )
     ]
-    if outcome.fee_charged > 0:
-        entries.append(
-            journal.Entry.farmer(
-                farmer_id,
-                JournalKind.XLM_FEE,
-                -outcome.fee_charged,
-                f"fee of payout {payout_id}",
-                asset=Asset.XLM,
-                reference=outcome.tx_hash,
-            )
-        )
+    entries += journal.xlm_fee(farmer_id, outcome.fee_charged, outcome.tx_hash, f"fee of payout {payout_id}")
     async with ops.db.transaction() as session:
         await journal.record(session, entries)
         await session.execute(
@@ -308,20 +298,13 @@ async def _record_failure(
             run.skipped += 1
             return
         failure = failure_of(exc)
-        if failure.tx_hash and failure.fee_charged > 0:  # applied and failed: the fee is spent
-            await journal.record(
-                session,
-                [
-                    journal.Entry.farmer(
-                        farmer.id,
-                        JournalKind.XLM_FEE,
-                        -failure.fee_charged,
-                        f"fee of failed payout {payout_id}",
-                        asset=Asset.XLM,
-                        reference=failure.tx_hash,
-                    )
-                ],
-            )
+        # applied and failed: the fee is spent
+        await journal.record(
+            session,
+            journal.xlm_fee(
+                farmer.id, failure.fee_charged, failure.tx_hash, f"fee of failed payout {payout_id}"
+            ),
+        )
         row.status = PayoutStatus.FAILED.value
         row.error = f"{failure.code}: {failure.message}"[:500]
         row.updated_at = await q.db_now(session)

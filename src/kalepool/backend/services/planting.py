@@ -42,7 +42,7 @@ from kalepool.backend.chain import AccountInfo, ChainError, PlantOutcome, TxExpi
 from kalepool.backend.db import pails as q
 from kalepool.backend.db import repositories as repo
 from kalepool.backend.db.models import Farmer, Pail, Planting
-from kalepool.backend.enums import Asset, Attribution, EventStatus, JournalKind, PailState
+from kalepool.backend.enums import Attribution, EventStatus, JournalKind, PailState
 from kalepool.backend.logs import get_logger
 from kalepool.backend.services.common import (
     ChainOps,
@@ -423,19 +423,10 @@ async def _record_planted(
                 )
             )
         fees = [(outcome.tx_hash, outcome.fee_charged)] + ([failed_tx] if failed_tx else [])
-        entries += [
-            journal.Entry.farmer(
-                farmer.id,
-                JournalKind.XLM_FEE,
-                -fee,
-                f"fee of a plant transaction, block {landed}",
-                asset=Asset.XLM,
-                block_index=landed,
-                reference=tx_hash,
+        for tx_hash, fee in fees:
+            entries += journal.xlm_fee(
+                farmer.id, fee, tx_hash, f"fee of a plant transaction, block {landed}", block_index=landed
             )
-            for tx_hash, fee in fees
-            if fee > 0 and tx_hash
-        ]
         await journal.record(session, entries)
         if not duplicate:
             await q.release(
@@ -515,21 +506,16 @@ async def _record_failure(
                     attributed_to=failure.attributed_to.value,
                 )
             )
-            if failure.fee_charged > 0 and failure.tx_hash:
-                await journal.record(
-                    session,
-                    [
-                        journal.Entry.farmer(
-                            farmer.id,
-                            JournalKind.XLM_FEE,
-                            -failure.fee_charged,
-                            f"fee of a failed plant transaction ({failure.code})",
-                            asset=Asset.XLM,
-                            block_index=pail.block_index,
-                            reference=failure.tx_hash,
-                        )
-                    ],
-                )
+            await journal.record(
+                session,
+                journal.xlm_fee(
+                    farmer.id,
+                    failure.fee_charged,
+                    failure.tx_hash,
+                    f"fee of a failed plant transaction ({failure.code})",
+                    block_index=pail.block_index,
+                ),
+            )
             await q.release(
                 session,
                 pail.id,
