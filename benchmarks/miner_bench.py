@@ -36,8 +36,9 @@ Same machine, 2026-11-28 (second session), ``python -m benchmarks.miner_bench --
 load average 0.5-0.9: kernel 5.6-6.6 MH/s per core, 10.0-10.7 MH/s on 2 threads
 (1.6-1.9x); the hand-written C reference (gcc 12.2 -O3 -march=native, AVX2, 4 nonces per
 vector) 4.5-4.9 MH/s per core, so the kernel does 1.23-1.25x hand-written C in the same
-run (run alone, the C binary did 4.5-5.2 MH/s and the kernel 6.6: 1.3-1.45x); ratio to pycryptodome 49-81x (the pycryptodome loop itself varies
-0.075-0.135 MH/s); cold compile 14.6-18.3 s.
+run (run alone, the C binary did 4.5-5.2 MH/s and the kernel 6.6: 1.3-1.45x); ratio to
+pycryptodome 49-81x (the pycryptodome loop itself varies 0.075-0.135 MH/s); cold compile
+14.6-18.3 s.
 
 This machine has no AVX-512, so the issue's figures for an AVX-512 Zen 5 (>= 35 MH/s per
 core) cannot be measured here. Compiled for ``znver4``/``znver5`` (or an Intel AVX-512

@@ -363,3 +363,63 @@ async def test_the_worker_settles_plantings_whose_request_died(
         (unsigned["farmer_id"], "failed", "abandoned", None),
     }
     assert await recover_plantings(dev_api.context.ops) == 0
+
+
+async def test_a_request_takes_over_the_pails_of_a_request_that_died(
+    dev_api: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    """A backend killed mid fan-out leaves claimed pails behind; they are not renewed, so
+    they lapse, and the next request plants them in the same block: resuming the one
+    that was sent (by hash, no second envelope) and signing the one that never was."""
+    settings = dev_api.context.settings
+    settings.claim_seconds, settings.in_progress_wait = 1.5, 20.0
+    pooler_id, key = await dev_api.create_pooler()
+    sent, unsigned = [await ready_farmer(dev_api, devnet, pooler_id, kale=8 * KALE) for _ in range(2)]
+    farm = await dev_chain.farm()
+    await controls.sent(clear=True)
+    async with dev_api.context.db.transaction() as s:  # claimed by a request that never signed
+        s.add(Pail(farmer_id=uuid.UUID(unsigned["farmer_id"]), pooler_id=uuid.UUID(pooler_id),
+                   block_index=farm.index, requested_block_index=farm.index, state="planting",
+                   claimed_by="plant@dead", claimed_until=func.now() + timedelta(seconds=1.5)))  # fmt: skip
+    task = asyncio.create_task(
+        plant_request(dev_api.context.ops, pooler_id=uuid.UUID(pooler_id), block_index=farm.index)
+    )
+    (queued,) = await controls.wait_pending(1)  # this one signed and sent, then died
+    await kill(task)
+
+    data = await plant(dev_api, controls, key, pooler_id, farm.index)
+    assert data["failed_plants"] == []
+    planted = {p["farmer_id"]: p for p in data["planted_farmers"]}
+    assert set(planted) == {sent["farmer_id"], unsigned["farmer_id"]}
+    assert {p["block_index"] for p in planted.values()} == {farm.index}
+    assert planted[sent["farmer_id"]]["plant_tx_hash"] == queued
+    assert planted[unsigned["farmer_id"]]["stake_amount"] == 4 * KALE
+    assert len(await controls.sent()) == 2  # the dead request's envelope once, one new plant
+    pails = await rows(dev_api, Pail, Pail.pooler_id == uuid.UUID(pooler_id))
+    assert sorted(p.state for p in pails) == ["planted", "planted"]
+    assert all(p.claimed_by is None for p in pails)
+
+
+async def test_a_request_still_waits_for_a_live_holder(
+    dev_api: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    """A claim its holder keeps renewing is never taken over: the second request reports
+    ``plant_in_progress`` and signs nothing for that farmer."""
+    from kalepool.backend.services.common import holding_claims
+
+    settings = dev_api.context.settings
+    settings.claim_seconds, settings.in_progress_wait = 0.6, 1.5
+    pooler_id, key = await dev_api.create_pooler()
+    farmer = await ready_farmer(dev_api, devnet, pooler_id, kale=8 * KALE)
+    farm = await dev_chain.farm()
+    await controls.sent(clear=True)
+    async with dev_api.context.db.transaction() as s:
+        s.add(Pail(farmer_id=uuid.UUID(farmer["farmer_id"]), pooler_id=uuid.UUID(pooler_id),
+                   block_index=farm.index, requested_block_index=farm.index, state="planting",
+                   claimed_by="plant@alive", claimed_until=func.now() + timedelta(seconds=0.6)))  # fmt: skip
+    async with holding_claims(dev_api.context.db, "plant@alive", 0.6):  # renewed every 0.2 s
+        data = await plant(dev_api, controls, key, pooler_id, farm.index)
+    assert [f["error"] for f in data["failed_plants"]] == ["plant_in_progress"]
+    assert data["planted_farmers"] == [] and await controls.sent() == []
+    (pail,) = await rows(dev_api, Pail, Pail.pooler_id == uuid.UUID(pooler_id))
+    assert pail.state == "planting" and pail.claimed_by == "plant@alive"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from kalepool.backend.chain import ChainError
 from kalepool.backend.db import pails as q
 from kalepool.backend.logs import get_logger
-from kalepool.backend.services.common import ChainOps, claimant_id
+from kalepool.backend.services.common import ChainOps, claimant_id, holding_claims
 from kalepool.backend.services.harvesting import close_blocks, harvest_claimed
 from kalepool.backend.services.payouts import PayoutRun, pay_farmers
 from kalepool.backend.services.planting import recover_plantings
@@ -74,16 +74,19 @@ class AutoHarvester:
         except ChainError as exc:
             run.error = f"{exc.code}: {exc.message}"
             log.warning("auto-harvester: closing blocks failed", error=run.error)
+        claimant = claimant_id(self.name)
         async with self.ops.db.transaction() as session:
             claimed = await q.claim_for_harvest(
                 session,
-                claimant=claimant_id(self.name),
+                claimant=claimant,
                 seconds=self.ops.settings.claim_seconds,
                 below_block=farm.index,
                 limit=self.batch,
             )
         run.claimed = len(claimed)
-        for outcome in await harvest_claimed(self.ops, claimed, latest_ledger=farm.latest_ledger):
+        async with holding_claims(self.ops.db, claimant, self.ops.settings.claim_seconds):
+            outcomes = await harvest_claimed(self.ops, claimed, latest_ledger=farm.latest_ledger)
+        for outcome in outcomes:
             if outcome.harvested is not None:
                 if outcome.harvested.already_harvested:
                     run.reconciled += 1

@@ -3,9 +3,10 @@
 Claims: a request or worker takes pails with ``SELECT ... FOR UPDATE SKIP LOCKED`` and
 marks them ``claimed_by`` / ``claimed_until`` in the same short transaction; the chain call
 happens after the commit, outside any transaction. Another claimant skips rows that are
-locked (being claimed right now) or whose claim has not lapsed. A crashed holder's claim
-lapses after ``backend.claim_seconds`` and the pail is taken again, its recorded intent
-(the signed envelope) resumed by hash rather than signed anew.
+locked (being claimed right now) or whose claim has not lapsed. A live holder renews its
+claims while it works (:func:`renew_claims`, every third of ``backend.claim_seconds``), so
+a crashed holder's claims lapse within ``backend.claim_seconds`` and the pails are taken
+again, their recorded intent (the signed envelope) resumed by hash rather than signed anew.
 
 Functions take the caller's session and never commit.
 """
@@ -244,6 +245,16 @@ async def set_pail(session: AsyncSession, pail_id: int, **values: Any) -> None:
 async def release(session: AsyncSession, pail_id: int, **values: Any) -> None:
     """Drop this pail's claim (and set ``values``)."""
     await set_pail(session, pail_id, claimed_by=None, claimed_until=None, **values)
+
+
+async def renew_claims(session: AsyncSession, claimant: str, seconds: float) -> int:
+    """Extend every claim ``claimant`` still holds by ``seconds`` from now; how many."""
+    result = await session.execute(
+        update(Pail)
+        .where(Pail.claimed_by == claimant, Pail.claimed_until.is_not(None))
+        .values(claimed_until=func.clock_timestamp() + timedelta(seconds=seconds))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def delete_pail(session: AsyncSession, pail_id: int) -> None:

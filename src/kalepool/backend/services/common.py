@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -19,7 +20,7 @@ from kalepool.backend.logs import get_logger
 from kalepool.backend.metrics import Metrics
 from kalepool.settings import BackendSettings
 
-__all__ = ["ChainOps", "Failure", "bounded", "claimant_id", "failure_of"]
+__all__ = ["ChainOps", "Failure", "bounded", "claimant_id", "failure_of", "holding_claims"]
 
 log = get_logger(__name__)
 
@@ -41,6 +42,33 @@ class ChainOps:
 def claimant_id(kind: str) -> str:
     """A unique name for one request or worker run: ``kind@host:pid:random``."""
     return f"{kind}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.asynccontextmanager
+async def holding_claims(db: Database, claimant: str, seconds: float) -> AsyncIterator[None]:
+    """Renew ``claimant``'s claims every ``seconds / 3`` while the block runs.
+
+    Claims are leases: a process that dies stops renewing, and its pails can be taken
+    again ``seconds`` later instead of staying reserved for as long as the slowest
+    request might take. A failed renewal is logged and tried again next time.
+    """
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(seconds / 3)
+            try:
+                async with db.transaction() as session:
+                    await q.renew_claims(session, claimant, seconds)
+            except Exception as exc:  # the database away for a moment: the next try may do
+                log.warning("claims not renewed", claimant=claimant, error=type(exc).__name__)
+
+    task = asyncio.create_task(renew(), name=f"renew {claimant}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @dataclass(frozen=True)

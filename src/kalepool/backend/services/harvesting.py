@@ -49,6 +49,7 @@ from kalepool.backend.services.common import (
     bounded,
     claimant_id,
     failure_of,
+    holding_claims,
     wait_released,
 )
 from kalepool.backend.services.working import assess_compensation, record_compensation
@@ -192,17 +193,19 @@ async def harvest_request(
                     )
 
     claimed: Sequence[Pail] = []
+    claimant = claimant_id("harvest")
     if to_claim:
         async with ops.db.transaction() as session:
             claimed = await q.claim_for_harvest(
                 session,
-                claimant=claimant_id("harvest"),
+                claimant=claimant,
                 seconds=ops.settings.claim_seconds,
                 below_block=farm.index,
                 limit=len(to_claim),
                 pail_ids=[p.id for p in to_claim],
             )
-    outcomes = await harvest_claimed(ops, claimed, latest_ledger=farm.latest_ledger)
+    async with holding_claims(ops.db, claimant, ops.settings.claim_seconds):
+        outcomes = await harvest_claimed(ops, claimed, latest_ledger=farm.latest_ledger)
     held = [p for p in to_claim if p.id not in {c.id for c in claimed}]
     if held:
         await wait_released(

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -50,12 +50,16 @@ from kalepool.backend.services.common import (
     bounded,
     claimant_id,
     failure_of,
+    holding_claims,
     wait_released,
 )
 
 __all__ = ["FailedPlant", "PlantReport", "PlantedFarmer", "plant_request", "recover_plantings"]
 
 log = get_logger(__name__)
+
+#: ``last_error`` of a pail whose planting request died before signing (recover_plantings).
+ABANDONED = "abandoned"
 
 
 @dataclass(frozen=True)
@@ -149,53 +153,38 @@ async def plant_request(
         results = await _refuse(ops, candidates, block_index, problem)
     elif candidates:
         claimant = claimant_id("plant")
-        async with ops.db.transaction() as session:
-            have_row = {p.farmer_id for p in existing}
-            await q.insert_planting_pails(
-                session,
-                pooler_id=pooler_id,
-                farmer_ids=[f.id for f in candidates if f.id not in have_row],
-                block_index=landing,
-                requested=block_index,
-            )
-            claimed = await q.claim_for_planting(
-                session,
-                pooler_id=pooler_id,
-                farmer_ids=[f.id for f in candidates],
-                requested=block_index,
-                landing=landing,
-                claimant=claimant,
-                seconds=ops.settings.claim_seconds,
-            )
-            claimed = await _one_per_farmer(session, claimed, landing)
-            await q.bump_block_operation(
-                session, block_index=landing, pooler_id=pooler_id, stamps=["plant_requested_at"]
-            )
-        mine = {p.farmer_id for p in claimed}
-        try:  # every account in a few batched reads (a failure: each plant reads its own)
-            infos = await ops.chain.accounts([by_id[p.farmer_id].public_key for p in claimed])
-        except ChainError:
-            infos = {}
-        results = await bounded(
-            ops.settings.plant_concurrency,
-            claimed,
-            lambda pail: _plant_one(
-                ops, pail, by_id[pail.farmer_id], infos.get(by_id[pail.farmer_id].public_key)
-            ),
-        )
-        held = [f.id for f in candidates if f.id not in mine]
-        if held:
+        async with holding_claims(ops.db, claimant, ops.settings.claim_seconds):
             async with ops.db.transaction() as session:
-                rows = await q.pails_for_plant_request(
-                    session, pooler_id=pooler_id, requested=block_index, landing=landing
+                have_row = {p.farmer_id for p in existing}
+                await q.insert_planting_pails(
+                    session,
+                    pooler_id=pooler_id,
+                    farmer_ids=[f.id for f in candidates if f.id not in have_row],
+                    block_index=landing,
+                    requested=block_index,
                 )
-            waiting = [p for p in rows if p.farmer_id in held]
-            await wait_released(
-                ops.db,
-                [p.id for p in waiting],
-                timeout=ops.settings.in_progress_wait,
-                busy=lambda state: state == PailState.PLANTING.value,
-            )
+                claimed = await _claim(
+                    ops, session, pooler_id, [f.id for f in candidates], block_index, landing, claimant
+                )
+                await q.bump_block_operation(
+                    session, block_index=landing, pooler_id=pooler_id, stamps=["plant_requested_at"]
+                )
+            results = await _plant_claimed(ops, claimed, by_id)
+            mine = {p.farmer_id for p in claimed}
+            held = [f.id for f in candidates if f.id not in mine]
+            if held:
+                waiting = await _wait_for_holders(ops, pooler_id, held, block_index, landing)
+                # What the other holder left behind (it died: its claim lapsed, or the
+                # recovery worker marked the pail abandoned) is this request's to plant.
+                now = await _db_now(ops)
+                orphans = [p.farmer_id for p in waiting if _orphaned(p, now)]
+                if orphans:
+                    async with ops.db.transaction() as session:
+                        again = await _claim(ops, session, pooler_id, orphans, block_index, landing, claimant)
+                    log.info("plant request: took over orphaned pails", farmers=len(again))
+                    results += await _plant_claimed(ops, again, by_id)
+                    retaken = {p.farmer_id for p in again}
+                    waiting = [p for p in waiting if p.farmer_id not in retaken]
 
     # farmers an earlier request planted, or another request planted meanwhile
     async with ops.db.transaction() as session:
@@ -258,6 +247,80 @@ async def plant_request(
         duration_ms=report.duration_ms,
     )
     return report
+
+
+async def _claim(
+    ops: ChainOps,
+    session: AsyncSession,
+    pooler_id: uuid.UUID,
+    farmer_ids: list[uuid.UUID],
+    requested: int,
+    landing: int,
+    claimant: str,
+) -> list[Pail]:
+    """Claim these farmers' plantable pails for ``claimant``, one per farmer."""
+    claimed = await q.claim_for_planting(
+        session,
+        pooler_id=pooler_id,
+        farmer_ids=farmer_ids,
+        requested=requested,
+        landing=landing,
+        claimant=claimant,
+        seconds=ops.settings.claim_seconds,
+    )
+    return await _one_per_farmer(session, claimed, landing)
+
+
+async def _plant_claimed(
+    ops: ChainOps, claimed: Sequence[Pail], by_id: dict[uuid.UUID, Farmer]
+) -> list[_Result]:
+    """Plant every claimed pail, ``backend.plant_concurrency`` at a time."""
+    if not claimed:
+        return []
+    try:  # every account in a few batched reads (a failure: each plant reads its own)
+        infos = await ops.chain.accounts([by_id[p.farmer_id].public_key for p in claimed])
+    except ChainError:
+        infos = {}
+    return await bounded(
+        ops.settings.plant_concurrency,
+        claimed,
+        lambda pail: _plant_one(
+            ops, pail, by_id[pail.farmer_id], infos.get(by_id[pail.farmer_id].public_key)
+        ),
+    )
+
+
+async def _wait_for_holders(
+    ops: ChainOps, pooler_id: uuid.UUID, held: list[uuid.UUID], requested: int, landing: int
+) -> list[Pail]:
+    """Wait (``backend.in_progress_wait`` at most) for the pails of ``held`` farmers that
+    another request or worker holds; return them as they are then."""
+    async with ops.db.transaction() as session:
+        rows = await q.pails_for_plant_request(
+            session, pooler_id=pooler_id, requested=requested, landing=landing
+        )
+    waiting = [p for p in rows if p.farmer_id in held]
+    await wait_released(
+        ops.db,
+        [p.id for p in waiting],
+        timeout=ops.settings.in_progress_wait,
+        busy=lambda state: state == PailState.PLANTING.value,
+    )
+    async with ops.db.transaction() as session:
+        return list(await q.pails_by_ids(session, [p.id for p in waiting]))
+
+
+async def _db_now(ops: ChainOps) -> datetime:
+    async with ops.db.transaction() as session:
+        return await q.db_now(session)
+
+
+def _orphaned(pail: Pail, now: datetime) -> bool:
+    """Left by a holder that died: still ``planting`` with a lapsed claim, or marked
+    abandoned (never signed) by the recovery worker."""
+    if pail.state == PailState.PLANTING.value:
+        return pail.claimed_until is None or pail.claimed_until <= now
+    return pail.state == PailState.PLANT_FAILED.value and pail.last_error == ABANDONED
 
 
 def _pick_planted(pails: Sequence[Pail]) -> dict[uuid.UUID, Pail]:
@@ -604,7 +667,7 @@ async def recover_plantings(ops: ChainOps, *, limit: int = 500) -> int:
                 pail,
                 farmer,
                 Failure(
-                    "abandoned", "the request planting this farmer ended before signing", Attribution.BACKEND
+                    ABANDONED, "the request planting this farmer ended before signing", Attribution.BACKEND
                 ),
                 in_doubt=False,
             )
@@ -620,5 +683,6 @@ async def recover_plantings(ops: ChainOps, *, limit: int = 500) -> int:
         if isinstance(outcome, PlantOutcome):
             await _record_planted(ops, pail, farmer, outcome)
 
-    await bounded(ops.settings.plant_concurrency, pails, settle)
+    async with holding_claims(ops.db, claimant, ops.settings.claim_seconds):
+        await bounded(ops.settings.plant_concurrency, pails, settle)
     return len(pails)
