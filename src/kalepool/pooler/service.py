@@ -1008,7 +1008,7 @@ class PoolerService:
 
         while True:
             active = self.active
-            with contextlib.suppress(BackendError):
+            try:
                 await self.client.heartbeat(
                     status=self.phase[:64],
                     hash_rate=round(self.current_rate(), 1),
@@ -1016,6 +1016,10 @@ class PoolerService:
                     farmers_mining=len(active.block.planted) if active else 0,
                     version=__version__,
                 )
+            except BackendError:
+                pass  # the backend is away: the next heartbeat says the same
+            except Exception as exc:  # never let the loop die unseen (a closed client, say)
+                log.warning("pooler.heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(self.settings.heartbeat_interval)
 
     # ================================================================== status
