@@ -115,10 +115,14 @@ class BackendSettings(BaseModel):
         description="spendable XLM (stroops) a custodial account needs before a plant or harvest is sent",
     )
     claim_seconds: float = Field(
-        default=30.0, gt=0, description="lease of a claimed pail, renewed every third of it while its holder works"
+        default=30.0,
+        gt=0,
+        description="lease of a claimed pail, renewed every third of it while its holder works",
     )
     in_progress_wait: float = Field(
-        default=45.0, ge=0, description="seconds a request waits for pails another request holds (> claim_seconds)"
+        default=45.0,
+        ge=0,
+        description="seconds a request waits for pails another request holds (> claim_seconds)",
     )
     harvest_interval: float = Field(default=30.0, gt=0, description="seconds between auto-harvester runs")
     harvest_batch: int = Field(default=500, ge=1, description="pails one auto-harvester run claims at most")

@@ -80,7 +80,7 @@ async def harvested_farmer(
             .where(Farmer.id == uuid.UUID(farmer["farmer_id"]))
             .values(payout_wallet=wallet.public_key)
         )
-    return farmer, wallet.public_key
+    return {**farmer, "pooler_id": pooler_id, "pooler_key": key}, wallet.public_key
 
 
 async def expected_owed(api: Api, farmer: dict[str, Any]) -> int:

@@ -1,6 +1,9 @@
 """The money rules of the pool, as pure integer functions (no I/O).
 
-* :func:`stake_for`: the stake planted for a farmer: ⌊KALE balance × stake_bps / 10,000⌋.
+* :func:`stake_for`: the stake planted for a farmer: ⌊KALE × stake_bps / 10,000⌋ of the
+  farmer's own KALE (the custodial balance less :func:`held_fees`, which belong to others).
+* :func:`held_fees`, :func:`pooler_fees_held`: fees taken from rewards that still sit in
+  the custodial account (the pooler's are sent to its wallet by the payout worker).
 * :func:`split_reward`: a harvest reward shared between the pooler, the platform and the
   farmer. Both shares are floored; the farmer keeps the remainder, so the rounding dust of
   both floors always stays with the farmer and the three parts add up to the reward exactly.
@@ -15,11 +18,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kalepool.backend.enums import JournalKind
 
-__all__ = ["BPS", "CUSTODIAL_KINDS", "Split", "split_reward", "stake_for"]
+__all__ = ["BPS", "CUSTODIAL_KINDS", "Split", "held_fees", "pooler_fees_held", "split_reward", "stake_for"]
 
 BPS = 10_000
 
@@ -32,8 +36,23 @@ CUSTODIAL_KINDS: frozenset[JournalKind] = frozenset(
         JournalKind.REWARD,
         JournalKind.PAYOUT,
         JournalKind.PAYOUT_REVERSED,
+        JournalKind.POOLER_FEE_SENT,
     }
 )
+
+
+def held_fees(kale_by_kind: Mapping[JournalKind, int]) -> int:
+    """KALE in a farmer's custodial account that belongs to its pooler and the platform:
+    the fees taken from its rewards, less the pooler fees already sent to the pooler.
+    ``kale_by_kind``: the farmer's KALE journal summed per kind."""
+    fees = kale_by_kind.get(JournalKind.POOLER_FEE, 0) + kale_by_kind.get(JournalKind.PLATFORM_FEE, 0)
+    return -(fees + kale_by_kind.get(JournalKind.POOLER_FEE_SETTLED, 0))
+
+
+def pooler_fees_held(kale_by_kind: Mapping[JournalKind, int]) -> int:
+    """The part of :func:`held_fees` that belongs to the pooler."""
+    fees = kale_by_kind.get(JournalKind.POOLER_FEE, 0)
+    return -(fees + kale_by_kind.get(JournalKind.POOLER_FEE_SETTLED, 0))
 
 
 def _check(value: int, name: str, high: int | None = None) -> int:

@@ -131,6 +131,8 @@ class JournalKind(StrEnum):
     COMPENSATION_OWED = "compensation_owed"
     PAYOUT = "payout"
     PAYOUT_REVERSED = "payout_reversed"
+    POOLER_FEE_SENT = "pooler_fee_sent"
+    POOLER_FEE_SETTLED = "pooler_fee_settled"
     XLM_FEE = "xlm_fee"
     ADJUSTMENT = "adjustment"
 
@@ -161,6 +163,10 @@ JOURNAL_KINDS: dict[JournalKind, KindRule] = {
     JournalKind.COMPENSATION_OWED: KindRule(-1, frozenset({_P})),
     JournalKind.PAYOUT: KindRule(-1, _ALL, frozenset({Asset.KALE, Asset.XLM})),
     JournalKind.PAYOUT_REVERSED: KindRule(+1, _ALL, frozenset({Asset.KALE, Asset.XLM})),
+    # a pooler's fees leave the custodial account for the pooler's wallet: the KALE goes
+    # (sent, custodial) and the farmer's fee debt is settled by as much (settled): net 0
+    JournalKind.POOLER_FEE_SENT: KindRule(-1, frozenset({_F})),
+    JournalKind.POOLER_FEE_SETTLED: KindRule(+1, frozenset({_F})),
     JournalKind.XLM_FEE: KindRule(-1, _ALL, frozenset({Asset.XLM})),
     JournalKind.ADJUSTMENT: KindRule(0, _ALL, frozenset({Asset.KALE, Asset.XLM})),
 }

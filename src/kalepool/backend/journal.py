@@ -150,6 +150,29 @@ async def _balances(session: AsyncSession, *conditions: object) -> Balances:
     return Balances(net, by_kind)
 
 
+async def kale_by_kind(
+    session: AsyncSession, farmer_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, dict[JournalKind, int]]:
+    """Each farmer's KALE journal summed per kind, in one query (farmers without lines: {})."""
+    ids = list(farmer_ids)
+    out: dict[uuid.UUID, dict[JournalKind, int]] = {fid: {} for fid in ids}
+    if not ids:
+        return out
+    statement = (
+        select(BalanceChange.farmer_id, BalanceChange.kind, func.sum(BalanceChange.amount))
+        .where(
+            BalanceChange.account_type == AccountType.FARMER.value,
+            BalanceChange.farmer_id.in_(ids),
+            BalanceChange.asset == Asset.KALE.value,
+        )
+        .group_by(BalanceChange.farmer_id, BalanceChange.kind)
+    )
+    for farmer_id, kind, total in (await session.execute(statement)).all():
+        if farmer_id is not None:
+            out[farmer_id][JournalKind(kind)] = int(total)
+    return out
+
+
 async def farmer_balances(session: AsyncSession, farmer_id: uuid.UUID) -> Balances:
     return await _balances(
         session, BalanceChange.farmer_id == farmer_id, BalanceChange.account_type == AccountType.FARMER.value

@@ -520,7 +520,9 @@ class BlockOperation(Base):
 
 
 class Payout(Base):
-    """A payment to a farmer's payout wallet (or a pooler): intent recorded before sending."""
+    """A payment to a farmer's payout wallet, or of a pooler's fees to the pooler's wallet
+    (sent by the custodial account of ``source_farmer_id``, which held them): intent
+    recorded before sending."""
 
     __tablename__ = "payouts"
     __table_args__ = (
@@ -530,6 +532,10 @@ class Payout(Base):
             "(account_type = 'farmer' AND farmer_id IS NOT NULL AND pooler_id IS NULL)"
             " OR (account_type = 'pooler' AND pooler_id IS NOT NULL AND farmer_id IS NULL)",
             name="account",
+        ),
+        CheckConstraint(
+            "(account_type = 'farmer') = (source_farmer_id IS NULL)",
+            name="source",
         ),
         CheckConstraint(_in("asset", Asset), name="asset"),
         CheckConstraint("amount > 0", name="amount"),
@@ -543,6 +549,7 @@ class Payout(Base):
     account_type: Mapped[str]
     farmer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("farmers.id"))
     pooler_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("poolers.id"))
+    source_farmer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("farmers.id"))
     asset: Mapped[str]
     amount: Mapped[int]
     destination: Mapped[str]

@@ -29,6 +29,7 @@ without sending anything and without a journal line.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -36,9 +37,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kalepool.backend import journal
+from kalepool.backend.accounting import held_fees, pooler_fees_held
 from kalepool.backend.chain import ChainError, ChainUnavailable, PaymentOutcome, TxInDoubt
 from kalepool.backend.db import pails as q
-from kalepool.backend.db.models import BalanceChange, Farmer, Pail, Payout
+from kalepool.backend.db.models import Farmer, Pail, Payout, Pooler
 from kalepool.backend.enums import (
     AccountType,
     Asset,
@@ -51,7 +53,7 @@ from kalepool.backend.enums import (
 from kalepool.backend.logs import get_logger
 from kalepool.backend.services.common import ChainOps, failure_of
 
-__all__ = ["Owed", "PayoutRun", "owed_to", "pay_farmers"]
+__all__ = ["Owed", "PayoutRun", "owed_to", "pay_farmers", "pay_poolers"]
 
 log = get_logger(__name__)
 
@@ -70,6 +72,7 @@ class PayoutRun:
     skipped: int = 0
     in_doubt: int = 0
     errors: int = 0
+    poolers: PayoutRun | None = None  # the same run's pooler payouts (Payouts.run_once)
 
 
 @dataclass(frozen=True)
@@ -86,21 +89,12 @@ class Owed:
 
 
 async def owed_to(session: AsyncSession, farmer_id: uuid.UUID) -> Owed:
-    query = (
-        select(BalanceChange.kind, func.sum(BalanceChange.amount))
-        .where(
-            BalanceChange.account_type == AccountType.FARMER.value,
-            BalanceChange.farmer_id == farmer_id,
-            BalanceChange.asset == Asset.KALE.value,
-        )
-        .group_by(BalanceChange.kind)
-    )
-    sums = {JournalKind(k): int(v) for k, v in (await session.execute(query)).all()}
+    sums = (await journal.kale_by_kind(session, [farmer_id]))[farmer_id]
     fees = sums.get(JournalKind.POOLER_FEE, 0) + sums.get(JournalKind.PLATFORM_FEE, 0)
     return Owed(
         earned=sums.get(JournalKind.REWARD, 0) + fees,
         paid=sums.get(JournalKind.PAYOUT, 0) + sums.get(JournalKind.PAYOUT_REVERSED, 0),
-        held=-fees,
+        held=held_fees(sums),
         net=sum(sums.values()),
     )
 
@@ -131,7 +125,7 @@ async def pay_farmers(ops: ChainOps, *, limit: int | None = None) -> PayoutRun:
             run.errors += 1
             log.exception("payout failed unexpectedly", farmer_id=str(farmer_id))
     if run.paid or run.failed or run.resumed or run.errors:
-        log.info("payout run", **{k: v for k, v in vars(run).items() if v})
+        log.info("payout run", **{k: v for k, v in vars(run).items() if v and k != "poolers"})
     return run
 
 
@@ -224,8 +218,174 @@ async def _decide(ops: ChainOps, farmer: Farmer, run: PayoutRun) -> Payout | Non
     return payout
 
 
-async def _drive(ops: ChainOps, farmer: Farmer, payout: Payout, run: PayoutRun) -> None:
-    """Send a pending payout, or follow a submitted one by hash; record how it ended."""
+# --- poolers: their fees, from the custodial accounts that hold them ------------------------
+
+
+async def pay_poolers(ops: ChainOps) -> PayoutRun:
+    """One run over the poolers with an account of their own: send each one's claim
+    (its shares, less compensations it owes and what it was paid) from the custodial
+    accounts holding its fees, largest first, one payment per account."""
+    run = PayoutRun()
+    async with ops.db.transaction() as session:
+        ids = list(
+            (
+                await session.scalars(
+                    select(Pooler.id).where(Pooler.public_key.is_not(None)).order_by(Pooler.created_at)
+                )
+            ).all()
+        )
+    for pooler_id in ids:
+        run.considered += 1
+        try:
+            await _one_pooler(ops, pooler_id, run)
+        except Exception:
+            run.errors += 1
+            log.exception("pooler payout failed unexpectedly", pooler_id=str(pooler_id))
+    if run.paid or run.failed or run.resumed or run.errors:
+        log.info("pooler payout run", **{k: v for k, v in vars(run).items() if v and k != "poolers"})
+    return run
+
+
+async def _one_pooler(ops: ChainOps, pooler_id: uuid.UUID, run: PayoutRun) -> None:
+    settings = ops.settings
+    async with ops.db.transaction() as lock:  # one worker per pooler at a time
+        pooler = (
+            await lock.scalars(
+                select(Pooler).where(Pooler.id == pooler_id).with_for_update(skip_locked=True, key_share=True)
+            )
+        ).one_or_none()
+        if pooler is None or pooler.public_key is None:
+            run.skipped += 1
+            return
+        async with ops.db.transaction() as session:
+            opened = list(
+                (
+                    await session.scalars(
+                        select(Payout)
+                        .where(Payout.pooler_id == pooler_id, Payout.status.in_(_OPEN))
+                        .order_by(Payout.id)
+                    )
+                ).all()
+            )
+        for payout in opened:  # intents of an earlier run: finished before anything new
+            run.resumed += 1
+            assert payout.source_farmer_id is not None
+            await _from_source(ops, payout.source_farmer_id, run, _same(payout))
+        async with ops.db.transaction() as session:
+            now = await q.db_now(session)
+            claim = (await journal.pooler_balances(session, pooler_id))[Asset.KALE]
+            last_failure = (
+                await session.execute(
+                    select(func.max(Payout.updated_at)).where(
+                        Payout.pooler_id == pooler_id, Payout.status == PayoutStatus.FAILED.value
+                    )
+                )
+            ).scalar_one()
+            of_pooler = select(Farmer.id).where(Farmer.pooler_id == pooler_id)
+            farmer_ids = list((await session.scalars(of_pooler)).all())
+            held = {
+                fid: pooler_fees_held(sums)
+                for fid, sums in (await journal.kale_by_kind(session, farmer_ids)).items()
+            }
+        if claim < settings.payout_min_amount:
+            return
+        if last_failure is not None and now - last_failure < timedelta(seconds=settings.payout_retry_seconds):
+            run.skipped += 1
+            return
+        sources = sorted(((h, fid) for fid, h in held.items() if h > 0), key=lambda t: (-t[0], str(t[1])))
+        if not sources:
+            return
+        wallet = (await ops.chain.accounts([pooler.public_key]))[pooler.public_key]
+        error = None
+        if not wallet.exists:
+            error = "destination_missing: the pooler's account does not exist on chain"
+        elif not wallet.has_kale_trustline:
+            error = "no_trustline: the pooler's account has no KALE trustline"
+        if error is not None:
+            async with ops.db.transaction() as session:
+                session.add(_pooler_payout(pooler, sources[0][1], min(claim, sources[0][0]), error=error))
+            run.failed += 1
+            log.warning("pooler payout failed", pooler_id=str(pooler_id), error=error, attributed_to="pooler")
+            return
+        left = claim
+        for amount_held, farmer_id in sources:
+            if left <= 0:
+                break
+            amount = min(amount_held, left)
+
+            def decide(farmer: Farmer, amount: int = amount) -> Payout:
+                return _pooler_payout(pooler, farmer.id, amount)
+
+            sent = await _from_source(ops, farmer_id, run, decide, check_balance=amount)
+            left -= sent
+
+
+def _same(payout: Payout) -> Callable[[Farmer], Payout]:
+    return lambda _farmer: payout
+
+
+def _pooler_payout(pooler: Pooler, source_id: uuid.UUID, amount: int, *, error: str | None = None) -> Payout:
+    assert pooler.public_key is not None
+    return Payout(
+        account_type=AccountType.POOLER.value,
+        pooler_id=pooler.id,
+        source_farmer_id=source_id,
+        asset=Asset.KALE.value,
+        amount=amount,
+        destination=pooler.public_key,
+        status=PayoutStatus.FAILED.value if error else PayoutStatus.PENDING.value,
+        error=error,
+    )
+
+
+async def _from_source(
+    ops: ChainOps,
+    farmer_id: uuid.UUID,
+    run: PayoutRun,
+    payout_for: Callable[[Farmer], Payout],
+    *,
+    check_balance: int | None = None,
+) -> int:
+    """Send (or resume) one pooler payout from this farmer's custodial account, holding the
+    farmer's row lock (farmer payouts take it too: one transaction per account at a time).
+    With ``check_balance``, a new payout is only recorded when the account is idle, holds
+    that much KALE and has XLM for the fee. Returns the KALE sent."""
+    async with ops.db.transaction() as lock:
+        farmer = (
+            await lock.scalars(
+                select(Farmer).where(Farmer.id == farmer_id).with_for_update(skip_locked=True, key_share=True)
+            )
+        ).one_or_none()
+        if farmer is None:
+            run.skipped += 1
+            return 0
+        payout = payout_for(farmer)
+        if check_balance is not None:
+            async with ops.db.transaction() as session:
+                busy = (
+                    await session.scalars(
+                        select(Pail.id).where(Pail.farmer_id == farmer_id, Pail.state.in_(_BUSY)).limit(1)
+                    )
+                ).first()
+            account = (await ops.chain.accounts([farmer.public_key]))[farmer.public_key]
+            if (
+                busy is not None
+                or (account.kale_balance or 0) < check_balance
+                or account.spendable_xlm < ops.settings.min_fee_xlm
+            ):
+                run.skipped += 1
+                return 0
+            async with ops.db.transaction() as session:
+                session.add(payout)
+                await session.flush()
+        before = run.amount
+        await _drive(ops, farmer, payout, run)
+        return run.amount - before
+
+
+async def _drive(ops: ChainOps, source: Farmer, payout: Payout, run: PayoutRun) -> None:
+    """Send a pending payout from ``source``'s custodial account, or follow a submitted one
+    by hash; record how it ended."""
     payout_id = payout.id
     try:
         if payout.status == PayoutStatus.SUBMITTED.value:
@@ -246,32 +406,45 @@ async def _drive(ops: ChainOps, farmer: Farmer, payout: Payout, run: PayoutRun) 
                         )
                     )
 
-            with ops.signer.keypair(farmer) as keypair:
+            with ops.signer.keypair(source) as keypair:
                 outcome = await ops.chain.pay(keypair, payout.destination, payout.amount, on_signed=on_signed)
     except ChainError as exc:
-        await _record_failure(ops, farmer, payout_id, exc, run)
+        await _record_failure(ops, source, payout_id, exc, run)
         return
-    await _record_paid(ops, farmer.id, payout_id, outcome)
+    await _record_paid(ops, source.id, payout, outcome)
     run.paid += 1
     run.amount += outcome.amount
 
 
-async def _record_paid(ops: ChainOps, farmer_id: uuid.UUID, payout_id: int, outcome: PaymentOutcome) -> None:
-    entries = [
-        journal.Entry.farmer(
-            farmer_id,
-            JournalKind.PAYOUT,
-            -outcome.amount,
-            f"payout {payout_id} to the payout wallet (tx {outcome.tx_hash})",
-            reference=outcome.tx_hash,
-        )
+def _paid_lines(source_id: uuid.UUID, payout: Payout, outcome: PaymentOutcome) -> list[journal.Entry]:
+    tx = outcome.tx_hash
+    if payout.account_type == AccountType.FARMER.value:
+        return [
+            journal.Entry.farmer(
+                source_id,
+                JournalKind.PAYOUT,
+                -outcome.amount,
+                f"payout {payout.id} to the payout wallet (tx {tx})",
+                reference=tx,
+            )
+        ]
+    assert payout.pooler_id is not None
+    usage = f"pooler fees sent to the pooler's account, payout {payout.id} (tx {tx})"
+    return [
+        journal.Entry.farmer(source_id, JournalKind.POOLER_FEE_SENT, -outcome.amount, usage, reference=tx),
+        journal.Entry.farmer(source_id, JournalKind.POOLER_FEE_SETTLED, outcome.amount, usage, reference=tx),
+        journal.Entry.pooler(payout.pooler_id, JournalKind.PAYOUT, -outcome.amount, usage, reference=tx),
     ]
-    entries += journal.xlm_fee(farmer_id, outcome.fee_charged, outcome.tx_hash, f"fee of payout {payout_id}")
+
+
+async def _record_paid(ops: ChainOps, source_id: uuid.UUID, payout: Payout, outcome: PaymentOutcome) -> None:
+    entries = _paid_lines(source_id, payout, outcome)
+    entries += journal.xlm_fee(source_id, outcome.fee_charged, outcome.tx_hash, f"fee of payout {payout.id}")
     async with ops.db.transaction() as session:
         await journal.record(session, entries)
         await session.execute(
             update(Payout)
-            .where(Payout.id == payout_id)
+            .where(Payout.id == payout.id)
             .values(
                 status=PayoutStatus.CONFIRMED.value,
                 tx_hash=outcome.tx_hash,
@@ -279,7 +452,14 @@ async def _record_paid(ops: ChainOps, farmer_id: uuid.UUID, payout_id: int, outc
                 updated_at=func.now(),
             )
         )
-    log.info("payout confirmed", farmer_id=str(farmer_id), amount=outcome.amount, tx_hash=outcome.tx_hash)
+    log.info(
+        "payout confirmed",
+        account_type=payout.account_type,
+        farmer_id=str(source_id),
+        pooler_id=str(payout.pooler_id) if payout.pooler_id else None,
+        amount=outcome.amount,
+        tx_hash=outcome.tx_hash,
+    )
 
 
 async def _record_failure(

@@ -14,7 +14,8 @@ One request, step by step:
    ones), in one short transaction. Farmers another request holds are waited for.
 5. Plant the claimed farmers in parallel (``backend.plant_concurrency`` at a time):
    read the account (exists, XLM above ``backend.min_fee_xlm``, KALE trustline), stake =
-   ⌊KALE × stake_bps / 10,000⌋, sign with the custodial key. The signed envelope and its
+   ⌊own KALE × stake_bps / 10,000⌋, where own KALE is the balance less the pooler's and
+   the platform's fees it still holds (never staked), sign with the custodial key. The signed envelope and its
    hash are written to the pail **before** it is sent (``on_signed``); a pail that still
    holds one when claimed again (a crash, a lapsed claim, a transaction in doubt) is
    resumed by hash, and only signed anew once the chain says it expired unapplied.
@@ -37,7 +38,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kalepool.backend import journal
-from kalepool.backend.accounting import stake_for
+from kalepool.backend.accounting import held_fees, stake_for
 from kalepool.backend.chain import AccountInfo, ChainError, PlantOutcome, TxExpired, TxInDoubt
 from kalepool.backend.db import pails as q
 from kalepool.backend.db import repositories as repo
@@ -281,11 +282,17 @@ async def _plant_claimed(
         infos = await ops.chain.accounts([by_id[p.farmer_id].public_key for p in claimed])
     except ChainError:
         infos = {}
+    async with ops.db.transaction() as session:
+        sums = await journal.kale_by_kind(session, [p.farmer_id for p in claimed])
     return await bounded(
         ops.settings.plant_concurrency,
         claimed,
         lambda pail: _plant_one(
-            ops, pail, by_id[pail.farmer_id], infos.get(by_id[pail.farmer_id].public_key)
+            ops,
+            pail,
+            by_id[pail.farmer_id],
+            infos.get(by_id[pail.farmer_id].public_key),
+            held=held_fees(sums[pail.farmer_id]),
         ),
     )
 
@@ -386,8 +393,10 @@ async def _refuse(
 
 
 async def _plant_one(
-    ops: ChainOps, pail: Pail, farmer: Farmer, account: AccountInfo | None = None
+    ops: ChainOps, pail: Pail, farmer: Farmer, account: AccountInfo | None = None, *, held: int = 0
 ) -> _Result:
+    """Plant one claimed pail. ``held``: KALE of the custodial account that belongs to the
+    pooler and the platform (fees not yet sent): never staked."""
     try:
         if pail.plant_tx_hash and pail.plant_envelope_xdr:
             try:
@@ -417,7 +426,7 @@ async def _plant_one(
                 code="insufficient_xlm",
                 attributed_to=Attribution.FARMER,
             )
-        stake = stake_for(account.kale_balance, farmer.stake_bps)
+        stake = stake_for(max(0, account.kale_balance - held), farmer.stake_bps)
 
         async def intent(tx_hash: str, envelope_xdr: str) -> None:
             async with ops.db.transaction() as session:

@@ -1,0 +1,140 @@
+"""Poolers' fees: sent from the custodial accounts holding them to the pooler's account,
+once; never staked while they wait there.
+
+The pooler's share of a reward stays in the farmer's custodial account until the payout
+worker sends it. Each test harvests a block of its own (see ``test_payouts``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+
+from kalepool.backend import journal
+from kalepool.backend.accounting import held_fees, pooler_fees_held, stake_for
+from kalepool.backend.db.models import BalanceChange, Farmer, Payout, Pooler
+from kalepool.backend.enums import Asset, JournalKind
+from kalepool.backend.stellar_chain import GatewayChain
+from kalepool.backend.workers import Payouts, Reconciler
+from kalepool.devnet.testing import DevnetHandle
+from tests.backend.conftest import Api
+from tests.backend.devnet_env import XLM, Controls, closing
+from tests.backend.test_chain_cycle import open_block
+from tests.backend.test_chain_plant import plant, rows
+from tests.backend.test_payouts import expected_owed, harvested_farmer, kale_of, payout_world
+
+__all__ = ["payout_world"]  # the fixture, used by name
+
+
+async def sums_of(api: Api, farmer: dict[str, Any]) -> dict[JournalKind, int]:
+    async with api.context.db.transaction() as session:
+        fid = uuid.UUID(farmer["farmer_id"])
+        return (await journal.kale_by_kind(session, [fid]))[fid]
+
+
+async def pooler_claim(api: Api, pooler_id: str) -> int:
+    async with api.context.db.transaction() as session:
+        return (await journal.pooler_balances(session, uuid.UUID(pooler_id)))[Asset.KALE]
+
+
+async def give_pooler_account(api: Api, pooler_id: str, public_key: str) -> None:
+    async with api.context.db.transaction() as session:
+        await session.execute(
+            update(Pooler).where(Pooler.id == uuid.UUID(pooler_id)).values(public_key=public_key)
+        )
+
+
+async def test_the_poolers_fees_are_sent_to_its_account_once(
+    payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    api = payout_world
+    farmer, _ = await harvested_farmer(api, devnet, controls, dev_chain, wallet_kale=1)
+    account = devnet.new_account(xlm=10 * XLM, kale=1)
+    await give_pooler_account(api, farmer["pooler_id"], account.public_key)
+    share = await pooler_claim(api, farmer["pooler_id"])
+    sums = await sums_of(api, farmer)
+    assert share > 0 and pooler_fees_held(sums) == share  # all of it still in the custodial account
+    owed = await expected_owed(api, farmer)
+    custodial_before = await kale_of(dev_chain, farmer["custodial_wallet"])
+    await controls.sent(clear=True)
+
+    worker = Payouts(api.context.ops)
+    run = await closing(controls, worker.run_once())
+    assert run.poolers is not None
+    assert (run.paid, run.amount, run.errors) == (1, owed, 0)
+    assert (run.poolers.paid, run.poolers.amount, run.poolers.errors) == (1, share, 0)
+    again = await closing(controls, worker.run_once())
+    assert again.poolers is not None and (again.paid, again.poolers.paid) == (0, 0)
+    assert len(await controls.sent()) == 2  # the farmer's payout and the pooler's, nothing more
+
+    assert await kale_of(dev_chain, account.public_key) == 1 + share
+    assert await kale_of(dev_chain, farmer["custodial_wallet"]) == custodial_before - owed - share
+    payouts = {p.account_type: p for p in await rows(api, Payout)}
+    sent = payouts["pooler"]
+    assert (sent.status, sent.amount, sent.destination) == ("confirmed", share, account.public_key)
+    assert sent.source_farmer_id == uuid.UUID(farmer["farmer_id"]) and sent.farmer_id is None
+    assert await pooler_claim(api, farmer["pooler_id"]) == 0
+    after = await sums_of(api, farmer)
+    assert after[JournalKind.POOLER_FEE_SENT] == -share and after[JournalKind.POOLER_FEE_SETTLED] == share
+    assert pooler_fees_held(after) == 0 and held_fees(after) == -after[JournalKind.PLATFORM_FEE]
+    assert sum(after.values()) == sum(sums.values()) - owed  # the farmer's own KALE: only its payout left
+    lines = await rows(api, BalanceChange, BalanceChange.reference == sent.tx_hash)
+    assert sorted((line.account_type, line.kind, line.amount) for line in lines if line.asset == "KALE") == [
+        ("farmer", "pooler_fee_sent", -share),
+        ("farmer", "pooler_fee_settled", share),
+        ("pooler", "payout", -share),
+    ]
+    report = await Reconciler(api.context.ops).run_once()  # the journal still equals the chain
+    assert report.mismatches == [] and report.deposits == 0
+
+
+async def test_a_pooler_account_without_trustline_is_a_failed_payout(
+    payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    api = payout_world
+    farmer, _ = await harvested_farmer(api, devnet, controls, dev_chain, wallet_kale=1)
+    account = devnet.new_account(xlm=10 * XLM)  # no KALE trustline
+    await give_pooler_account(api, farmer["pooler_id"], account.public_key)
+    share = await pooler_claim(api, farmer["pooler_id"])
+    await controls.sent(clear=True)
+
+    run = await closing(controls, Payouts(api.context.ops).run_once())
+    assert run.poolers is not None and (run.poolers.paid, run.poolers.failed) == (0, 1)
+    (failed,) = [p for p in await rows(api, Payout) if p.account_type == "pooler"]
+    assert failed.status == "failed" and failed.error and failed.error.startswith("no_trustline")
+    assert failed.tx_hash is None
+    assert await pooler_claim(api, farmer["pooler_id"]) == share  # nothing journaled
+    backed_off = await closing(controls, Payouts(api.context.ops).run_once())
+    assert backed_off.poolers is not None and backed_off.poolers.failed == 0  # not retried at once
+    sent_farmer_payout_only = await controls.sent()
+    assert len(sent_farmer_payout_only) == 1
+
+    devnet.fund(account.public_key, kale=1)  # the pooler adds the trustline; the backoff ends
+    async with api.context.db.transaction() as session:
+        earlier = failed.updated_at - timedelta(days=1)
+        await session.execute(update(Payout).where(Payout.id == failed.id).values(updated_at=earlier))
+    paid = await closing(controls, Payouts(api.context.ops).run_once())
+    assert paid.poolers is not None and (paid.poolers.paid, paid.poolers.amount) == (1, share)
+    assert await kale_of(dev_chain, account.public_key) == 1 + share
+
+
+async def test_fees_held_for_others_are_never_staked(
+    payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    api = payout_world
+    farmer, _ = await harvested_farmer(api, devnet, controls, dev_chain, wallet_kale=1)
+    async with api.context.db.transaction() as session:  # the farmer now stakes everything it has
+        await session.execute(
+            update(Farmer).where(Farmer.id == uuid.UUID(farmer["farmer_id"])).values(stake_bps=10_000)
+        )
+    held = held_fees(await sums_of(api, farmer))
+    assert held > 0
+    balance = await kale_of(dev_chain, farmer["custodial_wallet"])
+    block = await open_block(controls, dev_chain, devnet)
+    planted = await plant(api, controls, farmer["pooler_key"], farmer["pooler_id"], block)
+    (row,) = planted["planted_farmers"]
+    assert row["stake_amount"] == stake_for(balance - held, 10_000) == balance - held
+    assert await kale_of(dev_chain, farmer["custodial_wallet"]) == held  # the fees stay
