@@ -1,5 +1,5 @@
 """Poolers' fees: sent from the custodial accounts holding them to the pooler's account,
-once; never staked while they wait there.
+once; never staked while they wait there. And an intent written only by the claim's holder.
 
 The pooler's share of a reward stays in the farmer's custodial account until the payout
 worker sends it. Each test harvests a block of its own (see ``test_payouts``).
@@ -8,6 +8,7 @@ worker sends it. Each test harvests a block of its own (see ``test_payouts``).
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -15,16 +16,24 @@ from sqlalchemy import update
 
 from kalepool.backend import journal
 from kalepool.backend.accounting import held_fees, pooler_fees_held, stake_for
-from kalepool.backend.db.models import BalanceChange, Farmer, Payout, Pooler
+from kalepool.backend.chain import ChainUnavailable
+from kalepool.backend.db.models import BalanceChange, Farmer, Pail, Payout, Planting, Pooler
 from kalepool.backend.enums import Asset, JournalKind
+from kalepool.backend.services.planting import plant_request
 from kalepool.backend.stellar_chain import GatewayChain
 from kalepool.backend.workers import Payouts, Reconciler
 from kalepool.devnet.testing import DevnetHandle
 from tests.backend.conftest import Api
-from tests.backend.devnet_env import XLM, Controls, closing
+from tests.backend.devnet_env import KALE, XLM, Controls, closing, ready_farmer
 from tests.backend.test_chain_cycle import open_block
 from tests.backend.test_chain_plant import plant, rows
-from tests.backend.test_payouts import expected_owed, harvested_farmer, kale_of, payout_world
+from tests.backend.test_payouts import (
+    CrashAfterSigning,
+    expected_owed,
+    harvested_farmer,
+    kale_of,
+    payout_world,
+)
 
 __all__ = ["payout_world"]  # the fixture, used by name
 
@@ -138,3 +147,90 @@ async def test_fees_held_for_others_are_never_staked(
     (row,) = planted["planted_farmers"]
     assert row["stake_amount"] == stake_for(balance - held, 10_000) == balance - held
     assert await kale_of(dev_chain, farmer["custodial_wallet"]) == held  # the fees stay
+
+
+class CrashPaying(CrashAfterSigning):
+    """The process dies right after recording the intent of a payment to ``destination``."""
+
+    def __init__(self, inner: Any, destination: str) -> None:
+        super().__init__(inner)
+        self.destination = destination
+
+    async def pay(self, keypair: Any, destination: str, amount: int, *, on_signed: Any = None) -> Any:
+        if destination == self.destination:
+            return await super().pay(keypair, destination, amount, on_signed=on_signed)
+        return await self.inner.pay(keypair, destination, amount, on_signed=on_signed)
+
+
+class Unreachable:
+    """The chain as seen during an outage: every payment call fails before anything is sent."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def resume_payment(self, tx_hash: str, envelope_xdr: str) -> Any:
+        raise ChainUnavailable("rpc down")
+
+
+async def test_a_pooler_payout_in_doubt_blocks_any_other_until_its_fate_is_known(
+    payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    api = payout_world
+    farmer, _ = await harvested_farmer(api, devnet, controls, dev_chain, wallet_kale=1)
+    account = devnet.new_account(xlm=10 * XLM, kale=1)
+    await give_pooler_account(api, farmer["pooler_id"], account.public_key)
+    share = await pooler_claim(api, farmer["pooler_id"])
+    await controls.sent(clear=True)
+
+    crashing = Payouts(replace(api.context.ops, chain=CrashPaying(dev_chain, account.public_key)))
+    run = await closing(controls, crashing.run_once())  # the pooler's: signed, recorded, never sent
+    assert run.paid == 1 and run.poolers is not None and run.poolers.errors == 1
+    (intent,) = [p for p in await rows(api, Payout) if p.account_type == "pooler"]
+    assert intent.status == "submitted" and intent.amount == share
+
+    outage = Payouts(replace(api.context.ops, chain=Unreachable(dev_chain)))  # type: ignore[arg-type]
+    blocked = await closing(controls, outage.run_once())
+    assert blocked.poolers is not None and (blocked.poolers.resumed, blocked.poolers.paid) == (1, 0)
+    assert [p.id for p in await rows(api, Payout) if p.account_type == "pooler"] == [intent.id]  # no new one
+    assert len(await controls.sent()) == 1  # the farmer's payout of the first run, nothing since
+
+    done = await closing(controls, Payouts(api.context.ops).run_once())
+    assert done.poolers is not None and (done.poolers.resumed, done.poolers.paid) == (1, 1)
+    assert (await controls.sent())[1:] == [intent.envelope_xdr]  # the recorded envelope, not a new one
+    assert await kale_of(dev_chain, account.public_key) == 1 + share
+    assert await pooler_claim(api, farmer["pooler_id"]) == 0
+    assert len([p for p in await rows(api, Payout) if p.account_type == "pooler"]) == 1
+
+
+async def test_an_intent_is_refused_once_the_claim_was_taken_over(
+    payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    """A holder that lost its claim (it could not renew it) sends nothing for that pail."""
+    api = payout_world
+    pooler_id, _ = await api.create_pooler()
+    farmer = await ready_farmer(api, devnet, pooler_id, kale=10 * KALE)
+    block = await open_block(controls, dev_chain, devnet)
+    await controls.sent(clear=True)
+
+    class TakenOverBeforeSigning:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        async def plant(self, keypair: Any, stake: int, *, on_signed: Any = None) -> Any:
+            async with api.context.db.transaction() as session:  # another request took the pail
+                await session.execute(update(Pail).values(claimed_by="plant@other"))
+            return await self.inner.plant(keypair, stake, on_signed=on_signed)
+
+    ops = replace(api.context.ops, chain=TakenOverBeforeSigning(dev_chain))
+    report = await closing(controls, plant_request(ops, pooler_id=uuid.UUID(pooler_id), block_index=block))
+    assert [(f.error, f.attributed_to.value) for f in report.failed] == [("plant_in_progress", "backend")]
+    assert report.planted == [] and await controls.sent() == []
+    (pail,) = await rows(api, Pail, Pail.farmer_id == uuid.UUID(farmer["farmer_id"]))
+    assert pail.claimed_by == "plant@other" and pail.plant_tx_hash is None and pail.state == "planting"
+    assert await rows(api, Planting, Planting.farmer_id == uuid.UUID(farmer["farmer_id"])) == []

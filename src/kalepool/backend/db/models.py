@@ -460,6 +460,8 @@ class Pail(Base):
             "block_index",
             postgresql_where=text("state IN ('planting', 'planted', 'worked', 'harvesting')"),
         ),
+        # a holder renews its claims (every few seconds while it works)
+        Index(None, "claimed_by", postgresql_where=text("claimed_by IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)

@@ -247,6 +247,23 @@ async def release(session: AsyncSession, pail_id: int, **values: Any) -> None:
     await set_pail(session, pail_id, claimed_by=None, claimed_until=None, **values)
 
 
+class ClaimLost(Exception):
+    """The claim on a pail lapsed and another request or worker took it: this one must
+    not send anything for it (raised from the intent hook, before sending)."""
+
+
+async def record_intent(session: AsyncSession, pail: Pail, **values: Any) -> None:
+    """Write a signed transaction (hash and envelope) on ``pail`` while its claimant
+    (``pail.claimed_by``, as claimed) still holds it; :class:`ClaimLost` otherwise."""
+    result = await session.execute(
+        update(Pail)
+        .where(Pail.id == pail.id, Pail.claimed_by == pail.claimed_by)
+        .values(updated_at=func.clock_timestamp(), **values)
+    )
+    if not getattr(result, "rowcount", 0):
+        raise ClaimLost(f"pail {pail.id}: the claim of {pail.claimed_by} was taken over")
+
+
 async def renew_claims(session: AsyncSession, claimant: str, seconds: float) -> int:
     """Extend every claim ``claimant`` still holds by ``seconds`` from now; how many."""
     result = await session.execute(

@@ -67,8 +67,12 @@ async def holding_claims(db: Database, claimant: str, seconds: float) -> AsyncIt
         yield
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this task is being cancelled too: do not swallow that
 
 
 @dataclass(frozen=True)

@@ -352,7 +352,9 @@ async def _harvest_one(
 
         async def intent(tx_hash: str, envelope_xdr: str) -> None:
             async with ops.db.transaction() as session:
-                await q.set_pail(session, pail.id, harvest_tx_hash=tx_hash, harvest_envelope_xdr=envelope_xdr)
+                await q.record_intent(
+                    session, pail, harvest_tx_hash=tx_hash, harvest_envelope_xdr=envelope_xdr
+                )
 
         with ops.signer.keypair(farmer) as keypair:
             outcome = await ops.chain.harvest(keypair, pail.block_index, on_signed=intent)
@@ -376,6 +378,10 @@ async def _harvest_one(
         if exc.code == "work_missing":
             return await _record_unworked(ops, pail, failure)
         return await _record_attempt(ops, pail, failure, in_doubt=isinstance(exc, TxInDoubt))
+    except q.ClaimLost:  # nothing was sent; the pail is the new holder's to record
+        log.warning("harvest dropped: the claim was taken over", pail_id=pail.id)
+        taken = "this worker's claim lapsed and another is harvesting this pail"
+        return _Outcome(pail, failure=Failure("harvest_in_progress", taken, Attribution.BACKEND))
     except Exception as exc:
         return await _record_attempt(ops, pail, failure_of(exc), in_doubt=False)
 

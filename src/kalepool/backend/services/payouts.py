@@ -29,11 +29,11 @@ without sending anything and without a journal line.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kalepool.backend import journal
@@ -115,17 +115,26 @@ async def pay_farmers(ops: ChainOps, *, limit: int | None = None) -> PayoutRun:
         open_first = select(Payout.farmer_id).where(Payout.status.in_(_OPEN), Payout.farmer_id.is_not(None))
         opened = list((await session.scalars(open_first)).all())
         ids = list(dict.fromkeys([*opened, *(await session.scalars(query)).all()]))
-    for farmer_id in ids:
-        if farmer_id is None:
-            continue
+    return await _each(ops, [i for i in ids if i is not None], _one_farmer, run, "farmer")
+
+
+async def _each(
+    ops: ChainOps,
+    ids: list[uuid.UUID],
+    one: Callable[[ChainOps, uuid.UUID, PayoutRun], Awaitable[None]],
+    run: PayoutRun,
+    who: str,
+) -> PayoutRun:
+    """``one`` for every id; an unexpected error is counted and logged, and the run goes on."""
+    for account_id in ids:
         run.considered += 1
         try:
-            await _one_farmer(ops, farmer_id, run)
+            await one(ops, account_id, run)
         except Exception:
             run.errors += 1
-            log.exception("payout failed unexpectedly", farmer_id=str(farmer_id))
+            log.exception("payout failed unexpectedly", account_type=who, account_id=str(account_id))
     if run.paid or run.failed or run.resumed or run.errors:
-        log.info("payout run", **{k: v for k, v in vars(run).items() if v and k != "poolers"})
+        log.info(f"{who} payout run", **{k: v for k, v in vars(run).items() if v and k != "poolers"})
     return run
 
 
@@ -230,48 +239,39 @@ async def pay_poolers(ops: ChainOps) -> PayoutRun:
         ids = list(
             (
                 await session.scalars(
-                    select(Pooler.id).where(Pooler.public_key.is_not(None)).order_by(Pooler.created_at)
+                    select(Pooler.id)
+                    .where(
+                        or_(
+                            Pooler.public_key.is_not(None),
+                            Pooler.id.in_(select(Payout.pooler_id).where(Payout.status.in_(_OPEN))),
+                        )
+                    )
+                    .order_by(Pooler.created_at)
                 )
             ).all()
         )
-    for pooler_id in ids:
-        run.considered += 1
-        try:
-            await _one_pooler(ops, pooler_id, run)
-        except Exception:
-            run.errors += 1
-            log.exception("pooler payout failed unexpectedly", pooler_id=str(pooler_id))
-    if run.paid or run.failed or run.resumed or run.errors:
-        log.info("pooler payout run", **{k: v for k, v in vars(run).items() if v and k != "poolers"})
-    return run
+    return await _each(ops, ids, _one_pooler, run, "pooler")
 
 
 async def _one_pooler(ops: ChainOps, pooler_id: uuid.UUID, run: PayoutRun) -> None:
+    """Finish the pooler's open payouts; then, when none is left open, pay its claim.
+
+    One worker per pooler at a time: a transaction-scoped advisory lock (not the pooler's
+    row, which heartbeats and registrations update meanwhile), taken without waiting.
+    """
     settings = ops.settings
-    async with ops.db.transaction() as lock:  # one worker per pooler at a time
-        pooler = (
-            await lock.scalars(
-                select(Pooler).where(Pooler.id == pooler_id).with_for_update(skip_locked=True, key_share=True)
-            )
-        ).one_or_none()
-        if pooler is None or pooler.public_key is None:
+    async with ops.db.transaction() as lock:
+        if not await _try_lock(lock, "pooler payouts", pooler_id):
             run.skipped += 1
             return
-        async with ops.db.transaction() as session:
-            opened = list(
-                (
-                    await session.scalars(
-                        select(Payout)
-                        .where(Payout.pooler_id == pooler_id, Payout.status.in_(_OPEN))
-                        .order_by(Payout.id)
-                    )
-                ).all()
-            )
-        for payout in opened:  # intents of an earlier run: finished before anything new
+        for payout in await _open_payouts(ops, pooler_id):  # earlier intents: finished first
             run.resumed += 1
             assert payout.source_farmer_id is not None
             await _from_source(ops, payout.source_farmer_id, run, _same(payout))
+        if await _open_payouts(ops, pooler_id):
+            return  # in doubt, or its account busy: its fate first, or the claim could be paid twice
         async with ops.db.transaction() as session:
+            pooler = await session.get(Pooler, pooler_id)
             now = await q.db_now(session)
             claim = (await journal.pooler_balances(session, pooler_id))[Asset.KALE]
             last_failure = (
@@ -287,7 +287,7 @@ async def _one_pooler(ops: ChainOps, pooler_id: uuid.UUID, run: PayoutRun) -> No
                 fid: pooler_fees_held(sums)
                 for fid, sums in (await journal.kale_by_kind(session, farmer_ids)).items()
             }
-        if claim < settings.payout_min_amount:
+        if pooler is None or pooler.public_key is None or claim < settings.payout_min_amount:
             return
         if last_failure is not None and now - last_failure < timedelta(seconds=settings.payout_retry_seconds):
             run.skipped += 1
@@ -314,10 +314,27 @@ async def _one_pooler(ops: ChainOps, pooler_id: uuid.UUID, run: PayoutRun) -> No
             amount = min(amount_held, left)
 
             def decide(farmer: Farmer, amount: int = amount) -> Payout:
+                assert pooler is not None
                 return _pooler_payout(pooler, farmer.id, amount)
 
-            sent = await _from_source(ops, farmer_id, run, decide, check_balance=amount)
-            left -= sent
+            left -= await _from_source(ops, farmer_id, run, decide, check_balance=amount)
+            if await _open_payouts(ops, pooler_id):
+                return  # that one ended in doubt: nothing more until its fate is known
+
+
+async def _try_lock(session: AsyncSession, namespace: str, key: uuid.UUID) -> bool:
+    """A transaction-scoped advisory lock on (namespace, key), or False when another holds it."""
+    got = await session.execute(
+        select(func.pg_try_advisory_xact_lock(func.hashtext(namespace), func.hashtext(str(key))))
+    )
+    return bool(got.scalar_one())
+
+
+async def _open_payouts(ops: ChainOps, pooler_id: uuid.UUID) -> list[Payout]:
+    async with ops.db.transaction() as session:
+        query = select(Payout).where(Payout.pooler_id == pooler_id, Payout.status.in_(_OPEN))
+        query = query.order_by(Payout.id)
+        return list((await session.scalars(query)).all())
 
 
 def _same(payout: Payout) -> Callable[[Farmer], Payout]:
@@ -348,8 +365,9 @@ async def _from_source(
 ) -> int:
     """Send (or resume) one pooler payout from this farmer's custodial account, holding the
     farmer's row lock (farmer payouts take it too: one transaction per account at a time).
-    With ``check_balance``, a new payout is only recorded when the account is idle, holds
-    that much KALE and has XLM for the fee. Returns the KALE sent."""
+    A payout still to be signed waits while the account has a plant or harvest in flight;
+    with ``check_balance``, a new one is only recorded when the account holds that much
+    KALE and has XLM for the fee. Returns the KALE sent."""
     async with ops.db.transaction() as lock:
         farmer = (
             await lock.scalars(
@@ -360,19 +378,20 @@ async def _from_source(
             run.skipped += 1
             return 0
         payout = payout_for(farmer)
-        if check_balance is not None:
+        if payout.status == PayoutStatus.PENDING.value:  # to be signed now: the account must be idle
             async with ops.db.transaction() as session:
                 busy = (
                     await session.scalars(
                         select(Pail.id).where(Pail.farmer_id == farmer_id, Pail.state.in_(_BUSY)).limit(1)
                     )
                 ).first()
+            if busy is not None:
+                run.skipped += 1
+                return 0
+        if check_balance is not None:
             account = (await ops.chain.accounts([farmer.public_key]))[farmer.public_key]
-            if (
-                busy is not None
-                or (account.kale_balance or 0) < check_balance
-                or account.spendable_xlm < ops.settings.min_fee_xlm
-            ):
+            too_little_xlm = account.spendable_xlm < ops.settings.min_fee_xlm
+            if (account.kale_balance or 0) < check_balance or too_little_xlm:
                 run.skipped += 1
                 return 0
             async with ops.db.transaction() as session:

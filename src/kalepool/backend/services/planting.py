@@ -61,6 +61,7 @@ log = get_logger(__name__)
 
 #: ``last_error`` of a pail whose planting request died before signing (recover_plantings).
 ABANDONED = "abandoned"
+TAKEN_OVER = "this request's claim lapsed and another request is planting this farmer"
 
 
 @dataclass(frozen=True)
@@ -278,12 +279,14 @@ async def _plant_claimed(
     """Plant every claimed pail, ``backend.plant_concurrency`` at a time."""
     if not claimed:
         return []
+    # the journal first: a pooler payout recorded between the two reads then lowers the
+    # balance read after it too, and fee KALE is never counted as the farmer's own
+    async with ops.db.transaction() as session:
+        sums = await journal.kale_by_kind(session, [p.farmer_id for p in claimed])
     try:  # every account in a few batched reads (a failure: each plant reads its own)
         infos = await ops.chain.accounts([by_id[p.farmer_id].public_key for p in claimed])
     except ChainError:
         infos = {}
-    async with ops.db.transaction() as session:
-        sums = await journal.kale_by_kind(session, [p.farmer_id for p in claimed])
     return await bounded(
         ops.settings.plant_concurrency,
         claimed,
@@ -430,7 +433,7 @@ async def _plant_one(
 
         async def intent(tx_hash: str, envelope_xdr: str) -> None:
             async with ops.db.transaction() as session:
-                await q.set_pail(session, pail.id, plant_tx_hash=tx_hash, plant_envelope_xdr=envelope_xdr)
+                await q.record_intent(session, pail, plant_tx_hash=tx_hash, plant_envelope_xdr=envelope_xdr)
 
         with ops.signer.keypair(farmer) as keypair:
             outcome = await ops.chain.plant(keypair, stake, on_signed=intent)
@@ -439,6 +442,9 @@ async def _plant_one(
         if exc.code == "pail_exists":
             return await _reconcile_existing(ops, pail, farmer, exc)
         return await _record_failure(ops, pail, farmer, failure_of(exc), in_doubt=isinstance(exc, TxInDoubt))
+    except q.ClaimLost:  # nothing was sent; the pail is the new holder's to record
+        log.warning("plant dropped: the claim was taken over", farmer_id=str(farmer.id), pail_id=pail.id)
+        return _Result(farmer, failure=Failure("plant_in_progress", TAKEN_OVER, Attribution.BACKEND))
     except Exception as exc:
         return await _record_failure(ops, pail, farmer, failure_of(exc), in_doubt=False)
 

@@ -2,7 +2,7 @@
 
 For every funded farmer it compares the account's on-chain KALE balance with the sum of
 the journal's *custodial* kinds for that farmer (:data:`~kalepool.backend.accounting.CUSTODIAL_KINDS`:
-deposits, stakes burned and returned, rewards, payouts). The fee and compensation lines are
+deposits, stakes burned and returned, rewards, payouts, pooler fees sent). The fee and compensation lines are
 claims settled at payout and are left out: their KALE still sits in the custodial account.
 
 * **More on chain than journaled**: KALE arrived that the pool did not send: a farmer's
@@ -13,11 +13,13 @@ claims settled at payout and are left out: their KALE still sits in the custodia
   and ``/health`` answers ``degraded`` until a run finds no difference.
 
 A balance is only compared when the farmer is *quiet*: no pail in ``planting`` or
-``harvesting`` and none changed while the balance was read (a snapshot of its pails is
-taken before and after). A plant or harvest in flight would otherwise be counted
-half-done. The deposit is written under a lock on the farmer's row with the journal sum
-recomputed inside that transaction, so two reconcilers (two processes) cannot record the
-same deposit twice.
+``harvesting``, no payout from its account open, and none of them changed while the
+balance was read (a snapshot of its pails and payouts is taken before and after, and again
+under the farmer's row lock: a payout that ran in between journals before it lets go of
+that lock). A plant, harvest or payment in flight would otherwise be counted half-done.
+The deposit is written under a lock on the farmer's row with the journal sum recomputed
+inside that transaction, so two reconcilers (two processes) cannot record the same
+deposit twice.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kalepool.backend import journal
@@ -35,8 +37,16 @@ from kalepool.backend.accounting import CUSTODIAL_KINDS
 from kalepool.backend.chain import AccountInfo, ChainError
 from kalepool.backend.db import pails as q
 from kalepool.backend.db import repositories as repo
-from kalepool.backend.db.models import BalanceChange, Farmer, Pail
-from kalepool.backend.enums import AccountType, Asset, FarmerStatus, FundingState, JournalKind, PailState
+from kalepool.backend.db.models import BalanceChange, Farmer, Pail, Payout
+from kalepool.backend.enums import (
+    AccountType,
+    Asset,
+    FarmerStatus,
+    FundingState,
+    JournalKind,
+    PailState,
+    PayoutStatus,
+)
 from kalepool.backend.logs import get_logger
 from kalepool.backend.services.common import ChainOps
 
@@ -45,6 +55,7 @@ __all__ = ["Mismatch", "ReconcileReport", "ReconcileStatus", "custodial_balance"
 log = get_logger(__name__)
 
 _BUSY = (PailState.PLANTING.value, PailState.HARVESTING.value)
+_OPEN_PAYOUTS = (PayoutStatus.PENDING.value, PayoutStatus.SUBMITTED.value)
 
 
 @dataclass(frozen=True)
@@ -98,13 +109,12 @@ async def custodial_balance(session: AsyncSession, farmer_id: uuid.UUID) -> int:
     return int((await session.execute(query)).scalar_one())
 
 
-async def _snapshots(
-    session: AsyncSession, ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, tuple[int, int, object]]:
-    """Per farmer: (pails in flight, pails, last change): equal before and after = quiet."""
+async def _snapshots(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[object, ...]]:
+    """Per farmer: (pails in flight, pails, last pail change, open payouts, last payout
+    change), payouts sent from its account included: equal before and after = quiet."""
     if not ids:
         return {}
-    query = (
+    pails = (
         select(
             Pail.farmer_id,
             func.count(Pail.id).filter(Pail.state.in_(_BUSY)),
@@ -114,10 +124,26 @@ async def _snapshots(
         .where(Pail.farmer_id.in_(ids))
         .group_by(Pail.farmer_id)
     )
-    out: dict[uuid.UUID, tuple[int, int, object]] = {fid: (0, 0, None) for fid in ids}
-    for farmer_id, busy, count, last in (await session.execute(query)).all():
-        out[farmer_id] = (int(busy), int(count), last)
-    return out
+    out: dict[uuid.UUID, list[object]] = {fid: [0, 0, None, 0, None] for fid in ids}
+    for farmer_id, busy, count, last in (await session.execute(pails)).all():
+        out[farmer_id][:3] = [int(busy), int(count), last]
+    account = func.coalesce(Payout.farmer_id, Payout.source_farmer_id)
+    payouts = (
+        select(
+            account,
+            func.count(Payout.id).filter(Payout.status.in_(_OPEN_PAYOUTS)),
+            func.max(Payout.updated_at),
+        )
+        .where(or_(Payout.farmer_id.in_(ids), Payout.source_farmer_id.in_(ids)))
+        .group_by(account)
+    )
+    for farmer_id, opened, last in (await session.execute(payouts)).all():
+        out[farmer_id][3:] = [int(opened), last]
+    return {fid: tuple(v) for fid, v in out.items()}
+
+
+def _quiet(snap: tuple[object, ...]) -> bool:
+    return snap[0] == 0 and snap[3] == 0
 
 
 async def reconcile(
@@ -150,12 +176,16 @@ async def reconcile(
             report.error = f"{account.code}: {account.message}"
             continue
         snap = before[farmer.id]
-        if snap[0] or snap != after[farmer.id]:
+        if not _quiet(snap) or snap != after[farmer.id]:
             report.skipped += 1
             continue
         onchain = account.kale_balance or 0
         async with ops.db.transaction() as session:
             await repo.get_farmer(session, farmer.id, for_update=True)  # one reconciler at a time
+            if (await _snapshots(session, [farmer.id]))[farmer.id] != snap:
+                # a plant, harvest or payout moved the account since its balance was read
+                report.skipped += 1
+                continue
             journaled = await custodial_balance(session, farmer.id)
             difference = onchain - journaled
             if difference > 0 and record_deposits:

@@ -9,6 +9,7 @@ worker sends it to the pooler's wallet. That payment is journaled on the farmer 
 ``pooler_fee_sent`` (KALE left the custodial account) and ``pooler_fee_settled`` (the fee
 debt paid, so the farmer's own balance is unchanged), and on the pooler as ``payout``.
 ``payouts`` gains ``source_farmer_id``: the custodial account a pooler payout is sent from.
+``pails`` gains a partial index on ``claimed_by``: claim holders renew their leases by it.
 """
 
 # ruff: noqa: E501
@@ -46,9 +47,17 @@ def upgrade() -> None:
     op.create_check_constraint(
         op.f("ck_payouts_source"), "payouts", "(account_type = 'farmer') = (source_farmer_id IS NULL)"
     )
+    op.create_index(
+        op.f("ix_pails_claimed_by"),
+        "pails",
+        ["claimed_by"],
+        unique=False,
+        postgresql_where=sa.text("claimed_by IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_pails_claimed_by"), table_name="pails", postgresql_where=sa.text("claimed_by IS NOT NULL"))
     op.drop_constraint(op.f("ck_payouts_source"), "payouts", type_="check")
     op.drop_constraint(op.f("fk_payouts_source_farmer_id_farmers"), "payouts", type_="foreignkey")
     op.drop_column("payouts", "source_farmer_id")
