@@ -69,6 +69,9 @@ async def test_the_poolers_fees_are_sent_to_its_account_once(
     owed = await expected_owed(api, farmer)
     custodial_before = await kale_of(dev_chain, farmer["custodial_wallet"])
     await controls.sent(clear=True)
+    before = await earnings(api, farmer)
+    assert (before["claim"], before["held_in_custody"], before["recent_payouts"]) == (share, share, [])
+    assert before["account"] == account.public_key and before["kale_by_kind"] == {"pooler_share": share}
 
     worker = Payouts(api.context.ops)
     run = await closing(controls, worker.run_once())
@@ -98,6 +101,24 @@ async def test_the_poolers_fees_are_sent_to_its_account_once(
     ]
     report = await Reconciler(api.context.ops).run_once()  # the journal still equals the chain
     assert report.mismatches == [] and report.deposits == 0
+    seen = await earnings(api, farmer)
+    assert (seen["claim"], seen["held_in_custody"]) == (0, 0)
+    assert seen["kale_by_kind"] == {"pooler_share": share, "payout": -share}
+    (listed,) = seen["recent_payouts"]
+    assert (listed["status"], listed["amount"], listed["tx_hash"]) == ("confirmed", share, sent.tx_hash)
+    assert "source_farmer_id" not in listed and "envelope_xdr" not in listed
+    other_pooler, other_key = await api.create_pooler()
+    theirs = await api.client.get("/api/v1/pooler/earnings", headers=api.bearer(other_key))
+    assert theirs.status_code == 200 and theirs.json()["pooler_id"] == other_pooler
+    assert theirs.json()["claim"] == 0 and theirs.json()["recent_payouts"] == []
+    anonymous = await api.client.get("/api/v1/pooler/earnings")
+    assert anonymous.status_code == 401
+
+
+async def earnings(api: Api, farmer: dict[str, Any]) -> Any:
+    response = await api.client.get("/api/v1/pooler/earnings", headers=api.bearer(farmer["pooler_key"]))
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 async def test_a_pooler_account_without_trustline_is_a_failed_payout(

@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kalepool.backend.db.models import BalanceChange
+from kalepool.backend.accounting import pooler_fees_held
+from kalepool.backend.db.models import BalanceChange, Farmer
 from kalepool.backend.enums import JOURNAL_KINDS, AccountType, Asset, JournalKind
 
 __all__ = [
@@ -171,6 +172,12 @@ async def kale_by_kind(
         if farmer_id is not None:
             out[farmer_id][JournalKind(kind)] = int(total)
     return out
+
+
+async def pooler_fees_in_custody(session: AsyncSession, pooler_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """Per farmer of the pooler: the pooler's fees still held in its custodial account."""
+    ids = list((await session.scalars(select(Farmer.id).where(Farmer.pooler_id == pooler_id))).all())
+    return {fid: pooler_fees_held(sums) for fid, sums in (await kale_by_kind(session, ids)).items()}
 
 
 async def farmer_balances(session: AsyncSession, farmer_id: uuid.UUID) -> Balances:

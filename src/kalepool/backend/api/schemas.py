@@ -298,6 +298,33 @@ class PoolerFarmerList(BaseModel):
     total: int = Field(description="farmers matching the filters")
 
 
+class PayoutPublic(BaseModel):
+    id: int
+    amount: Stroops
+    asset: str
+    destination: str
+    status: str = Field(description="pending, submitted, confirmed or failed")
+    tx_hash: str | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PoolerEarnings(BaseModel):
+    """``GET /pooler/earnings``: the pooler's share of its farmers' rewards, and its payouts."""
+
+    pooler_id: uuid.UUID
+    account: str | None = Field(description="the pooler's own Stellar account, where its KALE is sent")
+    kale_by_kind: dict[str, Stroops] = Field(
+        description="the pooler's journal: pooler_share (+), compensation_owed (-), payout (-), ..."
+    )
+    claim: Stroops = Field(description="owed to the pooler now: the sum of its journal")
+    held_in_custody: Stroops = Field(
+        description="its fees still in its farmers' custodial accounts (sent at the next payout run)"
+    )
+    recent_payouts: list[PayoutPublic]
+
+
 class HeartbeatRequest(Inbound):
     pooler_id: uuid.UUID
     status: str | None = Field(default=None, max_length=64, examples=["mining"])

@@ -6,7 +6,7 @@ from kalepool.backend.api import schemas as s
 from kalepool.backend.db.models import BalanceChange, BlockOperation, Farmer, Harvest, Planting, Pooler, Work
 from kalepool.backend.enums import Asset, FarmerStatus, FundingState, PoolerStatus
 from kalepool.backend.services.farmers import FarmerDetail
-from kalepool.backend.services.poolers import BlockReport, PoolerSummary
+from kalepool.backend.services.poolers import BlockReport, PoolerEarnings, PoolerSummary
 
 
 def pooler_public(summary: PoolerSummary) -> s.PoolerPublic:
@@ -151,4 +151,28 @@ def block_public(r: BlockReport) -> s.BlockPublic:
         plantings=r.counts.get("plantings", {}),
         works=r.counts.get("works", {}),
         harvests=r.counts.get("harvests", {}),
+    )
+
+
+def pooler_earnings(e: PoolerEarnings) -> s.PoolerEarnings:
+    return s.PoolerEarnings(
+        pooler_id=e.pooler.id,
+        account=e.pooler.public_key,
+        kale_by_kind={k.value: v for k, v in e.kale_by_kind.items()},
+        claim=e.claim,
+        held_in_custody=e.held_in_custody,
+        recent_payouts=[
+            s.PayoutPublic(
+                id=p.id,
+                amount=p.amount,
+                asset=p.asset,
+                destination=p.destination,
+                status=p.status,
+                tx_hash=p.tx_hash,
+                error=p.error,
+                created_at=p.created_at,
+                updated_at=p.updated_at,
+            )
+            for p in e.payouts
+        ],
     )

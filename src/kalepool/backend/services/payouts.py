@@ -37,7 +37,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kalepool.backend import journal
-from kalepool.backend.accounting import held_fees, pooler_fees_held
+from kalepool.backend.accounting import held_fees
 from kalepool.backend.chain import ChainError, ChainUnavailable, PaymentOutcome, TxInDoubt
 from kalepool.backend.db import pails as q
 from kalepool.backend.db.models import Farmer, Pail, Payout, Pooler
@@ -281,12 +281,7 @@ async def _one_pooler(ops: ChainOps, pooler_id: uuid.UUID, run: PayoutRun) -> No
                     )
                 )
             ).scalar_one()
-            of_pooler = select(Farmer.id).where(Farmer.pooler_id == pooler_id)
-            farmer_ids = list((await session.scalars(of_pooler)).all())
-            held = {
-                fid: pooler_fees_held(sums)
-                for fid, sums in (await journal.kale_by_kind(session, farmer_ids)).items()
-            }
+            held = await journal.pooler_fees_in_custody(session, pooler_id)
         if pooler is None or pooler.public_key is None or claim < settings.payout_min_amount:
             return
         if last_failure is not None and now - last_failure < timedelta(seconds=settings.payout_retry_seconds):

@@ -1,5 +1,5 @@
 """Operator and pooler use cases: create and list poolers, heartbeats, a pooler's farmers,
-the per-block report."""
+its earnings, the per-block report."""
 
 from __future__ import annotations
 
@@ -9,20 +9,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from kalepool.backend import journal
 from kalepool.backend.db import repositories as repo
-from kalepool.backend.db.models import BlockOperation, Farmer, Pooler
+from kalepool.backend.db.models import BlockOperation, Farmer, Payout, Pooler
 from kalepool.backend.db.session import Database
-from kalepool.backend.enums import ApiKeyKind, FarmerStatus, FundingState
+from kalepool.backend.enums import ApiKeyKind, Asset, FarmerStatus, FundingState, JournalKind
 from kalepool.backend.errors import Conflict, NotFound
 from kalepool.backend.security import IssuedKey, issue_key
 
 __all__ = [
     "BlockReport",
+    "PoolerEarnings",
     "PoolerSummary",
     "block_report",
     "create_pooler",
+    "earnings",
     "heartbeat",
     "list_poolers",
     "pooler_farmers",
@@ -111,3 +115,39 @@ async def block_report(db: Database, *, block_index: int) -> BlockReport:
     if not operations and not any(counts.values()):
         raise NotFound(f"nothing is recorded for block {block_index}", code="block_not_found")
     return BlockReport(block_index, operations, counts)
+
+
+@dataclass(frozen=True)
+class PoolerEarnings:
+    """A pooler's KALE: its journal per kind, what it is owed now, what still sits in its
+    farmers' custodial accounts, and its latest payouts (newest first)."""
+
+    pooler: Pooler
+    kale_by_kind: dict[JournalKind, int]
+    claim: int
+    held_in_custody: int
+    payouts: list[Payout]
+
+
+async def earnings(db: Database, *, pooler_id: uuid.UUID, limit: int = 20) -> PoolerEarnings:
+    async with db.transaction() as session:
+        pooler = await session.get(Pooler, pooler_id)
+        if pooler is None:
+            raise NotFound("no such pooler", code="pooler_not_found")
+        balances = await journal.pooler_balances(session, pooler_id)
+        held = sum((await journal.pooler_fees_in_custody(session, pooler_id)).values())
+        payouts = (
+            await session.scalars(
+                select(Payout)
+                .where(Payout.pooler_id == pooler_id)
+                .order_by(Payout.created_at.desc(), Payout.id.desc())
+                .limit(limit)
+            )
+        ).all()
+    return PoolerEarnings(
+        pooler=pooler,
+        kale_by_kind=dict(balances.by_kind.get(Asset.KALE, {})),
+        claim=balances[Asset.KALE],
+        held_in_custody=held,
+        payouts=list(payouts),
+    )

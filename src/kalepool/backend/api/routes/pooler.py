@@ -58,6 +58,13 @@ async def list_farmers(
     )
 
 
+@router.get("/earnings", response_model=s.PoolerEarnings, responses=responses(401, 403, 429))
+async def earnings(context: ContextDep, principal: PoolerDep) -> s.PoolerEarnings:
+    """The caller's share of its farmers' rewards: owed, held in custody, paid."""
+    assert principal.pooler_id is not None
+    return views.pooler_earnings(await poolers.earnings(context.db, pooler_id=principal.pooler_id))
+
+
 @router.post("/heartbeat", response_model=s.HeartbeatResponse, responses=responses(401, 403, 422, 429))
 async def heartbeat(
     body: s.HeartbeatRequest, context: ContextDep, principal: PoolerDep
