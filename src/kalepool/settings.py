@@ -128,6 +128,10 @@ class BackendSettings(BaseModel):
     harvest_batch: int = Field(default=500, ge=1, description="pails one auto-harvester run claims at most")
     reconcile_interval: float = Field(default=300.0, gt=0, description="seconds between reconciler runs")
     payout_interval: float = Field(default=600.0, gt=0, description="seconds between payout worker runs")
+    platform_wallet: str | None = Field(
+        default=None,
+        description="the operator's Stellar account (G...) the platform's fees are sent to; unset: they stay",
+    )
     payout_min_amount: int = Field(
         default=100_000_000, ge=1, description="stroops of KALE a payout must reach (default 10 KALE)"
     )
@@ -141,6 +145,11 @@ class BackendSettings(BaseModel):
         token = self.admin_token.get_secret_value() if self.admin_token else None
         if token is not None and len(token) < 24:
             raise ValueError("backend.admin_token must be at least 24 characters")
+        if self.platform_wallet is not None:
+            from stellar_sdk import StrKey
+
+            if not StrKey.is_valid_ed25519_public_key(self.platform_wallet):
+                raise ValueError("backend.platform_wallet must be a Stellar account (G...)")
         return self
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import update
 
 from kalepool.backend import journal
-from kalepool.backend.accounting import held_fees, pooler_fees_held, stake_for
+from kalepool.backend.accounting import held_fees, platform_fees_held, pooler_fees_held, stake_for
 from kalepool.backend.chain import ChainUnavailable
 from kalepool.backend.db.models import BalanceChange, Farmer, Pail, Payout, Planting, Pooler
 from kalepool.backend.enums import Asset, JournalKind
@@ -255,3 +255,42 @@ async def test_an_intent_is_refused_once_the_claim_was_taken_over(
     (pail,) = await rows(api, Pail, Pail.farmer_id == uuid.UUID(farmer["farmer_id"]))
     assert pail.claimed_by == "plant@other" and pail.plant_tx_hash is None and pail.state == "planting"
     assert await rows(api, Planting, Planting.farmer_id == uuid.UUID(farmer["farmer_id"])) == []
+
+
+async def test_the_platform_fees_go_to_the_platform_wallet_once(
+    payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    api = payout_world
+    farmer, _ = await harvested_farmer(api, devnet, controls, dev_chain, wallet_kale=1)
+    wallet = devnet.new_account(xlm=10 * XLM, kale=1)
+    api.context.ops.settings.platform_wallet = wallet.public_key
+    async with api.context.db.transaction() as session:
+        income = (await journal.platform_balances(session))[Asset.KALE]
+    sums = await sums_of(api, farmer)
+    assert income > 0 and platform_fees_held(sums) == income
+    pooler_part = pooler_fees_held(sums)  # the pooler has no account: its fees stay
+    await controls.sent(clear=True)
+
+    run = await closing(controls, Payouts(api.context.ops).run_once())
+    assert run.platform is not None and (run.platform.paid, run.platform.amount) == (1, income)
+    assert run.poolers is not None and run.poolers.paid == 0
+    again = await closing(controls, Payouts(api.context.ops).run_once())
+    assert again.platform is not None and again.platform.paid == 0
+    assert len(await controls.sent()) == 2  # the farmer's payout and the platform's
+
+    assert await kale_of(dev_chain, wallet.public_key) == 1 + income
+    (sent,) = [p for p in await rows(api, Payout) if p.account_type == "platform"]
+    assert (sent.status, sent.pooler_id, sent.farmer_id) == ("confirmed", None, None)
+    assert sent.source_farmer_id == uuid.UUID(farmer["farmer_id"])
+    after = await sums_of(api, farmer)
+    assert platform_fees_held(after) == 0 and held_fees(after) == pooler_part
+    lines = await rows(api, BalanceChange, BalanceChange.reference == sent.tx_hash)
+    assert sorted((line.account_type, line.kind, line.amount) for line in lines if line.asset == "KALE") == [
+        ("farmer", "platform_fee_sent", -income),
+        ("farmer", "platform_fee_settled", income),
+        ("platform", "payout", -income),
+    ]
+    async with api.context.db.transaction() as session:
+        assert (await journal.platform_balances(session))[Asset.KALE] == 0
+    report = await Reconciler(api.context.ops).run_once()
+    assert report.mismatches == [] and report.deposits == 0

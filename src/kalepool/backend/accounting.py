@@ -2,8 +2,9 @@
 
 * :func:`stake_for`: the stake planted for a farmer: ⌊KALE × stake_bps / 10,000⌋ of the
   farmer's own KALE (the custodial balance less :func:`held_fees`, which belong to others).
-* :func:`held_fees`, :func:`pooler_fees_held`: fees taken from rewards that still sit in
-  the custodial account (the pooler's are sent to its wallet by the payout worker).
+* :func:`held_fees`, :func:`pooler_fees_held`, :func:`platform_fees_held`: fees taken
+  from rewards that still sit in the custodial account (the payout worker sends them to
+  the pooler's account and to ``backend.platform_wallet``).
 * :func:`split_reward`: a harvest reward shared between the pooler, the platform and the
   farmer. Both shares are floored; the farmer keeps the remainder, so the rounding dust of
   both floors always stays with the farmer and the three parts add up to the reward exactly.
@@ -23,7 +24,16 @@ from dataclasses import dataclass
 
 from kalepool.backend.enums import JournalKind
 
-__all__ = ["BPS", "CUSTODIAL_KINDS", "Split", "held_fees", "pooler_fees_held", "split_reward", "stake_for"]
+__all__ = [
+    "BPS",
+    "CUSTODIAL_KINDS",
+    "Split",
+    "held_fees",
+    "platform_fees_held",
+    "pooler_fees_held",
+    "split_reward",
+    "stake_for",
+]
 
 BPS = 10_000
 
@@ -37,22 +47,28 @@ CUSTODIAL_KINDS: frozenset[JournalKind] = frozenset(
         JournalKind.PAYOUT,
         JournalKind.PAYOUT_REVERSED,
         JournalKind.POOLER_FEE_SENT,
+        JournalKind.PLATFORM_FEE_SENT,
     }
 )
 
 
 def held_fees(kale_by_kind: Mapping[JournalKind, int]) -> int:
     """KALE in a farmer's custodial account that belongs to its pooler and the platform:
-    the fees taken from its rewards, less the pooler fees already sent to the pooler.
+    the fees taken from its rewards, less those already sent to them.
     ``kale_by_kind``: the farmer's KALE journal summed per kind."""
-    fees = kale_by_kind.get(JournalKind.POOLER_FEE, 0) + kale_by_kind.get(JournalKind.PLATFORM_FEE, 0)
-    return -(fees + kale_by_kind.get(JournalKind.POOLER_FEE_SETTLED, 0))
+    return pooler_fees_held(kale_by_kind) + platform_fees_held(kale_by_kind)
 
 
 def pooler_fees_held(kale_by_kind: Mapping[JournalKind, int]) -> int:
     """The part of :func:`held_fees` that belongs to the pooler."""
     fees = kale_by_kind.get(JournalKind.POOLER_FEE, 0)
     return -(fees + kale_by_kind.get(JournalKind.POOLER_FEE_SETTLED, 0))
+
+
+def platform_fees_held(kale_by_kind: Mapping[JournalKind, int]) -> int:
+    """The part of :func:`held_fees` that belongs to the platform."""
+    fees = kale_by_kind.get(JournalKind.PLATFORM_FEE, 0)
+    return -(fees + kale_by_kind.get(JournalKind.PLATFORM_FEE_SETTLED, 0))
 
 
 def _check(value: int, name: str, high: int | None = None) -> int:

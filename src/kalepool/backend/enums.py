@@ -133,6 +133,8 @@ class JournalKind(StrEnum):
     PAYOUT_REVERSED = "payout_reversed"
     POOLER_FEE_SENT = "pooler_fee_sent"
     POOLER_FEE_SETTLED = "pooler_fee_settled"
+    PLATFORM_FEE_SENT = "platform_fee_sent"
+    PLATFORM_FEE_SETTLED = "platform_fee_settled"
     XLM_FEE = "xlm_fee"
     ADJUSTMENT = "adjustment"
 
@@ -167,6 +169,9 @@ JOURNAL_KINDS: dict[JournalKind, KindRule] = {
     # (sent, custodial) and the farmer's fee debt is settled by as much (settled): net 0
     JournalKind.POOLER_FEE_SENT: KindRule(-1, frozenset({_F})),
     JournalKind.POOLER_FEE_SETTLED: KindRule(+1, frozenset({_F})),
+    # the same for the platform's fees, sent to backend.platform_wallet
+    JournalKind.PLATFORM_FEE_SENT: KindRule(-1, frozenset({_F})),
+    JournalKind.PLATFORM_FEE_SETTLED: KindRule(+1, frozenset({_F})),
     JournalKind.XLM_FEE: KindRule(-1, _ALL, frozenset({Asset.XLM})),
     JournalKind.ADJUSTMENT: KindRule(0, _ALL, frozenset({Asset.KALE, Asset.XLM})),
 }

@@ -28,7 +28,7 @@ from kalepool.backend.db import pails as q
 from kalepool.backend.logs import get_logger
 from kalepool.backend.services.common import ChainOps, claimant_id, holding_claims
 from kalepool.backend.services.harvesting import close_blocks, harvest_claimed
-from kalepool.backend.services.payouts import PayoutRun, pay_farmers, pay_poolers
+from kalepool.backend.services.payouts import PayoutRun, pay_farmers, pay_platform, pay_poolers
 from kalepool.backend.services.planting import recover_plantings
 from kalepool.backend.services.reconcile import ReconcileReport, ReconcileStatus, reconcile
 
@@ -118,7 +118,8 @@ class Reconciler:
 
 class Payouts:
     """Pays farmers' earned KALE to their payout wallets, then poolers' fees to their
-    accounts; safe to run in several processes."""
+    accounts and the platform's to ``backend.platform_wallet``; safe to run in several
+    processes."""
 
     name = "payouts"
 
@@ -127,9 +128,10 @@ class Payouts:
         self.batch = batch or ops.settings.payout_batch
 
     async def run_once(self) -> PayoutRun:
-        """Farmers first, then the poolers' fees (``run.poolers``)."""
+        """Farmers first, then the poolers' fees (``run.poolers``), then the platform's."""
         run = await pay_farmers(self.ops, limit=self.batch)
         run.poolers = await pay_poolers(self.ops)
+        run.platform = await pay_platform(self.ops)
         return run
 
 

@@ -522,17 +522,18 @@ class BlockOperation(Base):
 
 
 class Payout(Base):
-    """A payment to a farmer's payout wallet, or of a pooler's fees to the pooler's wallet
-    (sent by the custodial account of ``source_farmer_id``, which held them): intent
-    recorded before sending."""
+    """A payment to a farmer's payout wallet, or of a pooler's or the platform's fees to
+    their account (sent by the custodial account of ``source_farmer_id``, which held them):
+    intent recorded before sending."""
 
     __tablename__ = "payouts"
     __table_args__ = (
         CheckConstraint(_in("status", PayoutStatus), name="status"),
-        CheckConstraint(_in("account_type", [AccountType.FARMER, AccountType.POOLER]), name="account_type"),
+        CheckConstraint(_in("account_type", AccountType), name="account_type"),
         CheckConstraint(
             "(account_type = 'farmer' AND farmer_id IS NOT NULL AND pooler_id IS NULL)"
-            " OR (account_type = 'pooler' AND pooler_id IS NOT NULL AND farmer_id IS NULL)",
+            " OR (account_type = 'pooler' AND pooler_id IS NOT NULL AND farmer_id IS NULL)"
+            " OR (account_type = 'platform' AND pooler_id IS NULL AND farmer_id IS NULL)",
             name="account",
         ),
         CheckConstraint(

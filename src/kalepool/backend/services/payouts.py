@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,7 +54,7 @@ from kalepool.backend.enums import (
 from kalepool.backend.logs import get_logger
 from kalepool.backend.services.common import ChainOps, failure_of
 
-__all__ = ["Owed", "PayoutRun", "owed_to", "pay_farmers", "pay_poolers"]
+__all__ = ["FeeOwner", "Owed", "PayoutRun", "owed_to", "pay_farmers", "pay_platform", "pay_poolers"]
 
 log = get_logger(__name__)
 
@@ -73,6 +74,7 @@ class PayoutRun:
     in_doubt: int = 0
     errors: int = 0
     poolers: PayoutRun | None = None  # the same run's pooler payouts (Payouts.run_once)
+    platform: PayoutRun | None = None  # and the platform's
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,8 @@ async def _each(
             run.errors += 1
             log.exception("payout failed unexpectedly", account_type=who, account_id=str(account_id))
     if run.paid or run.failed or run.resumed or run.errors:
-        log.info(f"{who} payout run", **{k: v for k, v in vars(run).items() if v and k != "poolers"})
+        figures = {k: v for k, v in vars(run).items() if v and k not in ("poolers", "platform")}
+        log.info(f"{who} payout run", **figures)
     return run
 
 
@@ -227,62 +230,110 @@ async def _decide(ops: ChainOps, farmer: Farmer, run: PayoutRun) -> Payout | Non
     return payout
 
 
-# --- poolers: their fees, from the custodial accounts that hold them ------------------------
+# --- fees: the poolers' and the platform's, from the custodial accounts that hold them -----
+
+
+@dataclass(frozen=True)
+class FeeOwner:
+    """Whose fees a fee payout sends: a pooler (to its own account) or the platform (to
+    ``backend.platform_wallet``); ``destination`` None: nowhere to send them."""
+
+    account_type: AccountType
+    pooler_id: uuid.UUID | None
+    destination: str | None
+
+    @property
+    def name(self) -> str:
+        return f"pooler {self.pooler_id}" if self.pooler_id else "the platform"
+
+    @property
+    def sent_kinds(self) -> tuple[JournalKind, JournalKind]:
+        if self.account_type == AccountType.POOLER:
+            return JournalKind.POOLER_FEE_SENT, JournalKind.POOLER_FEE_SETTLED
+        return JournalKind.PLATFORM_FEE_SENT, JournalKind.PLATFORM_FEE_SETTLED
+
+    def owns(self) -> Any:
+        """SQL: a ``payouts`` row is one of this owner's."""
+        if self.pooler_id is not None:
+            return Payout.pooler_id == self.pooler_id
+        return Payout.account_type == AccountType.PLATFORM.value
+
+    async def claim(self, session: AsyncSession) -> int:
+        if self.pooler_id is not None:
+            return (await journal.pooler_balances(session, self.pooler_id))[Asset.KALE]
+        return (await journal.platform_balances(session))[Asset.KALE]
+
+    async def held(self, session: AsyncSession) -> dict[uuid.UUID, int]:
+        if self.pooler_id is not None:
+            return await journal.pooler_fees_in_custody(session, self.pooler_id)
+        return await journal.platform_fees_in_custody(session)
 
 
 async def pay_poolers(ops: ChainOps) -> PayoutRun:
-    """One run over the poolers with an account of their own: send each one's claim
-    (its shares, less compensations it owes and what it was paid) from the custodial
-    accounts holding its fees, largest first, one payment per account."""
+    """One run over the poolers with an account of their own (or open payouts): send each
+    one's claim (its shares, less compensations it owes and what it was paid) from the
+    custodial accounts holding its fees, largest first, one payment per account."""
     run = PayoutRun()
     async with ops.db.transaction() as session:
-        ids = list(
-            (
-                await session.scalars(
-                    select(Pooler.id)
-                    .where(
-                        or_(
-                            Pooler.public_key.is_not(None),
-                            Pooler.id.in_(select(Payout.pooler_id).where(Payout.status.in_(_OPEN))),
-                        )
-                    )
-                    .order_by(Pooler.created_at)
-                )
-            ).all()
+        has_open = select(Payout.pooler_id).where(Payout.status.in_(_OPEN), Payout.pooler_id.is_not(None))
+        query = (
+            select(Pooler.id, Pooler.public_key)
+            .where(or_(Pooler.public_key.is_not(None), Pooler.id.in_(has_open)))
+            .order_by(Pooler.created_at)
         )
-    return await _each(ops, ids, _one_pooler, run, "pooler")
+        found = (await session.execute(query)).all()
+    owners = {pid: FeeOwner(AccountType.POOLER, pid, key) for pid, key in found}
+
+    async def one(ops: ChainOps, pooler_id: uuid.UUID, run: PayoutRun) -> None:
+        await _pay_fee_owner(ops, owners[pooler_id], run)
+
+    return await _each(ops, list(owners), one, run, "pooler")
 
 
-async def _one_pooler(ops: ChainOps, pooler_id: uuid.UUID, run: PayoutRun) -> None:
-    """Finish the pooler's open payouts; then, when none is left open, pay its claim.
+async def pay_platform(ops: ChainOps) -> PayoutRun:
+    """Send the platform's fees to ``backend.platform_wallet`` the same way (unset: they stay)."""
+    run = PayoutRun()
+    owner = FeeOwner(AccountType.PLATFORM, None, ops.settings.platform_wallet)
+    try:
+        run.considered += 1
+        await _pay_fee_owner(ops, owner, run)
+    except Exception:
+        run.errors += 1
+        log.exception("payout failed unexpectedly", account_type="platform")
+    return run
 
-    One worker per pooler at a time: a transaction-scoped advisory lock (not the pooler's
+
+async def _pay_fee_owner(ops: ChainOps, owner: FeeOwner, run: PayoutRun) -> None:
+    """Finish the owner's open payouts; then, when none is left open, pay its claim.
+
+    One worker per owner at a time: a transaction-scoped advisory lock (not the pooler's
     row, which heartbeats and registrations update meanwhile), taken without waiting.
     """
     settings = ops.settings
     async with ops.db.transaction() as lock:
-        if not await _try_lock(lock, "pooler payouts", pooler_id):
+        if not await _try_lock(lock, "fee payouts", str(owner.pooler_id or "platform")):
             run.skipped += 1
             return
-        for payout in await _open_payouts(ops, pooler_id):  # earlier intents: finished first
+        for payout in await _open_payouts(ops, owner):  # earlier intents: finished first
             run.resumed += 1
             assert payout.source_farmer_id is not None
             await _from_source(ops, payout.source_farmer_id, run, _same(payout))
-        if await _open_payouts(ops, pooler_id):
+        if await _open_payouts(ops, owner):
             return  # in doubt, or its account busy: its fate first, or the claim could be paid twice
+        if owner.destination is None:
+            return
         async with ops.db.transaction() as session:
-            pooler = await session.get(Pooler, pooler_id)
             now = await q.db_now(session)
-            claim = (await journal.pooler_balances(session, pooler_id))[Asset.KALE]
+            claim = await owner.claim(session)
             last_failure = (
                 await session.execute(
                     select(func.max(Payout.updated_at)).where(
-                        Payout.pooler_id == pooler_id, Payout.status == PayoutStatus.FAILED.value
+                        owner.owns(), Payout.status == PayoutStatus.FAILED.value
                     )
                 )
             ).scalar_one()
-            held = await journal.pooler_fees_in_custody(session, pooler_id)
-        if pooler is None or pooler.public_key is None or claim < settings.payout_min_amount:
+            held = await owner.held(session)
+        if claim < settings.payout_min_amount:
             return
         if last_failure is not None and now - last_failure < timedelta(seconds=settings.payout_retry_seconds):
             run.skipped += 1
@@ -290,17 +341,17 @@ async def _one_pooler(ops: ChainOps, pooler_id: uuid.UUID, run: PayoutRun) -> No
         sources = sorted(((h, fid) for fid, h in held.items() if h > 0), key=lambda t: (-t[0], str(t[1])))
         if not sources:
             return
-        wallet = (await ops.chain.accounts([pooler.public_key]))[pooler.public_key]
+        wallet = (await ops.chain.accounts([owner.destination]))[owner.destination]
         error = None
         if not wallet.exists:
-            error = "destination_missing: the pooler's account does not exist on chain"
+            error = f"destination_missing: the account of {owner.name} does not exist on chain"
         elif not wallet.has_kale_trustline:
-            error = "no_trustline: the pooler's account has no KALE trustline"
+            error = f"no_trustline: the account of {owner.name} has no KALE trustline"
         if error is not None:
             async with ops.db.transaction() as session:
-                session.add(_pooler_payout(pooler, sources[0][1], min(claim, sources[0][0]), error=error))
+                session.add(_fee_payout(owner, sources[0][1], min(claim, sources[0][0]), error=error))
             run.failed += 1
-            log.warning("pooler payout failed", pooler_id=str(pooler_id), error=error, attributed_to="pooler")
+            log.warning("fee payout failed", owner=owner.name, error=error)
             return
         left = claim
         for amount_held, farmer_id in sources:
@@ -309,26 +360,23 @@ async def _one_pooler(ops: ChainOps, pooler_id: uuid.UUID, run: PayoutRun) -> No
             amount = min(amount_held, left)
 
             def decide(farmer: Farmer, amount: int = amount) -> Payout:
-                assert pooler is not None
-                return _pooler_payout(pooler, farmer.id, amount)
+                return _fee_payout(owner, farmer.id, amount)
 
             left -= await _from_source(ops, farmer_id, run, decide, check_balance=amount)
-            if await _open_payouts(ops, pooler_id):
+            if await _open_payouts(ops, owner):
                 return  # that one ended in doubt: nothing more until its fate is known
 
 
-async def _try_lock(session: AsyncSession, namespace: str, key: uuid.UUID) -> bool:
+async def _try_lock(session: AsyncSession, namespace: str, key: str) -> bool:
     """A transaction-scoped advisory lock on (namespace, key), or False when another holds it."""
-    got = await session.execute(
-        select(func.pg_try_advisory_xact_lock(func.hashtext(namespace), func.hashtext(str(key))))
-    )
+    locked = func.pg_try_advisory_xact_lock(func.hashtext(namespace), func.hashtext(key))
+    got = await session.execute(select(locked))
     return bool(got.scalar_one())
 
 
-async def _open_payouts(ops: ChainOps, pooler_id: uuid.UUID) -> list[Payout]:
+async def _open_payouts(ops: ChainOps, owner: FeeOwner) -> list[Payout]:
     async with ops.db.transaction() as session:
-        query = select(Payout).where(Payout.pooler_id == pooler_id, Payout.status.in_(_OPEN))
-        query = query.order_by(Payout.id)
+        query = select(Payout).where(owner.owns(), Payout.status.in_(_OPEN)).order_by(Payout.id)
         return list((await session.scalars(query)).all())
 
 
@@ -336,15 +384,15 @@ def _same(payout: Payout) -> Callable[[Farmer], Payout]:
     return lambda _farmer: payout
 
 
-def _pooler_payout(pooler: Pooler, source_id: uuid.UUID, amount: int, *, error: str | None = None) -> Payout:
-    assert pooler.public_key is not None
+def _fee_payout(owner: FeeOwner, source_id: uuid.UUID, amount: int, *, error: str | None = None) -> Payout:
+    assert owner.destination is not None
     return Payout(
-        account_type=AccountType.POOLER.value,
-        pooler_id=pooler.id,
+        account_type=owner.account_type.value,
+        pooler_id=owner.pooler_id,
         source_farmer_id=source_id,
         asset=Asset.KALE.value,
         amount=amount,
-        destination=pooler.public_key,
+        destination=owner.destination,
         status=PayoutStatus.FAILED.value if error else PayoutStatus.PENDING.value,
         error=error,
     )
@@ -442,12 +490,18 @@ def _paid_lines(source_id: uuid.UUID, payout: Payout, outcome: PaymentOutcome) -
                 reference=tx,
             )
         ]
-    assert payout.pooler_id is not None
-    usage = f"pooler fees sent to the pooler's account, payout {payout.id} (tx {tx})"
+    owner = FeeOwner(AccountType(payout.account_type), payout.pooler_id, payout.destination)
+    sent, settled = owner.sent_kinds
+    usage = f"fees sent to {owner.name}, payout {payout.id} (tx {tx})"
+    paid = (
+        journal.Entry.pooler(payout.pooler_id, JournalKind.PAYOUT, -outcome.amount, usage, reference=tx)
+        if payout.pooler_id is not None
+        else journal.Entry.platform(JournalKind.PAYOUT, -outcome.amount, usage, reference=tx)
+    )
     return [
-        journal.Entry.farmer(source_id, JournalKind.POOLER_FEE_SENT, -outcome.amount, usage, reference=tx),
-        journal.Entry.farmer(source_id, JournalKind.POOLER_FEE_SETTLED, outcome.amount, usage, reference=tx),
-        journal.Entry.pooler(payout.pooler_id, JournalKind.PAYOUT, -outcome.amount, usage, reference=tx),
+        journal.Entry.farmer(source_id, sent, -outcome.amount, usage, reference=tx),
+        journal.Entry.farmer(source_id, settled, outcome.amount, usage, reference=tx),
+        paid,
     ]
 
 
