@@ -569,6 +569,50 @@ def _pooler_status_view(status: Any) -> Any:
     return Group(head, farmers, events)
 
 
+@pooler_app.command("earnings")
+def pooler_earnings(
+    backend_url: Annotated[
+        str | None, typer.Option(help="The backend's base URL (pooler.backend_url).")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="The pooler's API key (better: KALEPOOL_POOLER__API_KEY, not seen in ps)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the backend's JSON answer.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """What the pool owes this pooler (its share of its farmers' rewards) and has paid it."""
+    import asyncio
+
+    from kalepool.errors import KalePoolError
+    from kalepool.pooler.client import BackendClient, format_earnings
+    from kalepool.settings import load_settings
+
+    overrides = {k: v for k, v in {"backend_url": backend_url, "api_key": api_key}.items() if v is not None}
+    try:
+        ps = load_settings(config, pooler=overrides).pooler
+    except KalePoolError as exc:
+        fail(str(exc), code=2)
+    if ps.api_key is None:
+        fail("the pooler's API key is missing: set pooler.api_key (KALEPOOL_POOLER__API_KEY)", code=2)
+
+    _configure_pooler_logging("ERROR", False)  # the retries' warnings: the final error says it all
+
+    async def main() -> dict[str, Any]:
+        assert ps.api_key is not None
+        async with BackendClient(ps.backend_url, ps.api_key.get_secret_value(), retries=2) as client:
+            return await client.earnings()
+
+    try:
+        data = asyncio.run(main())
+    except KalePoolError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(data)
+    else:
+        typer.echo(format_earnings(data))
+
+
 @pooler_app.command("run")
 def pooler_run(
     backend_url: Annotated[

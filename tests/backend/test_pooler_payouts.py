@@ -23,6 +23,7 @@ from kalepool.backend.services.planting import plant_request
 from kalepool.backend.stellar_chain import GatewayChain
 from kalepool.backend.workers import Payouts, Reconciler
 from kalepool.devnet.testing import DevnetHandle
+from kalepool.pooler.client import BackendClient, format_earnings
 from tests.backend.conftest import Api
 from tests.backend.devnet_env import KALE, XLM, Controls, closing, ready_farmer
 from tests.backend.test_chain_cycle import open_block
@@ -113,6 +114,14 @@ async def test_the_poolers_fees_are_sent_to_its_account_once(
     assert theirs.json()["claim"] == 0 and theirs.json()["recent_payouts"] == []
     anonymous = await api.client.get("/api/v1/pooler/earnings")
     assert anonymous.status_code == 401
+
+    # the pooler's own client and CLI text, on the same answer
+    transport = api.client._transport  # the app in process (ASGI)
+    async with BackendClient("http://backend.test", farmer["pooler_key"], transport=transport) as client:
+        assert await client.earnings() == seen
+    text = format_earnings(seen)
+    assert f"paid            -{share / 10**7:,.7f} KALE" in text and "owed now        0.0000000 KALE" in text
+    assert f"payout {listed['id']}:" in text and sent.tx_hash in text
 
 
 async def earnings(api: Api, farmer: dict[str, Any]) -> Any:

@@ -58,3 +58,22 @@ def test_the_api_key_is_required(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     result = runner.invoke(app, ["pooler", "run", "--no-status", "--state-file", str(tmp_path / "s.json")])
     assert result.exit_code == 1
     assert "API key is missing" in result.output
+
+
+def test_earnings_needs_the_api_key() -> None:
+    result = runner.invoke(app, ["pooler", "earnings"])
+    assert result.exit_code == 2
+    assert "API key is missing" in result.output
+
+
+def test_earnings_with_the_backend_away_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("KALEPOOL_POOLER__API_KEY", "kp_pooler_not_a_real_key_000000")
+    result = runner.invoke(app, ["pooler", "earnings", "--backend-url", f"http://127.0.0.1:{port}"])
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error:") and "kp_pooler_not_a_real_key" not in line

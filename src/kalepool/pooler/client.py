@@ -295,6 +295,12 @@ class BackendClient:
         data = await self.request("GET", f"/pooler/farmers?limit={limit}")
         return list(data.get("farmers", []))
 
+    async def earnings(self) -> dict[str, Any]:
+        """Our share of our farmers' rewards: ``claim`` (owed now), ``held_in_custody``,
+        ``kale_by_kind`` (the journal) and ``recent_payouts`` (stroops of KALE)."""
+        data: dict[str, Any] = await self.request("GET", "/pooler/earnings")
+        return data
+
     async def heartbeat(
         self,
         *,
@@ -391,3 +397,24 @@ def _rejected(response: httpx.Response) -> BackendRejected:
         str(error.get("message") or response.text[:200]),
         error.get("field"),
     )
+
+
+def format_earnings(data: Mapping[str, Any]) -> str:
+    """``GET /pooler/earnings`` as a few lines for a terminal (amounts in KALE)."""
+
+    def kale(stroops: int) -> str:
+        return f"{stroops / 10**7:,.7f} KALE"
+
+    by_kind = data.get("kale_by_kind", {})
+    lines = [
+        f"pooler {data['pooler_id']}  account {data.get('account') or '(none: nothing can be sent)'}",
+        f"owed now        {kale(int(data['claim']))}",
+        f"in custody      {kale(int(data['held_in_custody']))} (its fees still in its farmers' accounts)",
+        f"shares earned   {kale(int(by_kind.get('pooler_share', 0)))}",
+        f"compensations   {kale(int(by_kind.get('compensation_owed', 0)))}",
+        f"paid            {kale(int(by_kind.get('payout', 0)) + int(by_kind.get('payout_reversed', 0)))}",
+    ]
+    for p in data.get("recent_payouts", []):
+        tx = p.get("tx_hash") or "-"
+        lines.append(f"  payout {p['id']}: {kale(int(p['amount']))} {p['status']} {p['created_at']} tx {tx}")
+    return "\n".join(lines)
