@@ -1,0 +1,111 @@
+"""Payouts across processes: farmers, their pooler and the platform paid, the books exact.
+
+The backend runs as its own process with a short payout interval; after one block is
+planted, worked and harvested, its payout worker sends the farmers' rewards to their
+wallets, the pooler's share to the pooler's account and the platform's fee to the
+platform wallet, each from the custodial accounts. Then every custodial account's KALE
+on chain equals its journal, and what each destination received equals what was journaled
+as paid to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from stellar_sdk import Keypair
+
+from kalepool.demo import Cluster
+from kalepool.demo.runner import _friendbot, build_report
+
+from .conftest import INTERVAL, Faults
+from .helpers import close_and_harvest, fresh_pool, rows
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+PAYOUT_ENV = {
+    "KALEPOOL_BACKEND__PAYOUT_INTERVAL": "2",
+    "KALEPOOL_BACKEND__PAYOUT_MIN_AMOUNT": "1",
+}
+
+
+async def test_farmers_pooler_and_platform_are_paid_and_the_books_hold(
+    cluster: Cluster, faults: Faults
+) -> None:
+    since = time.monotonic()
+    platform = Keypair.random()
+    cluster.stop_backend()
+    env = {**PAYOUT_ENV, "KALEPOOL_BACKEND__PLATFORM_WALLET": platform.public_key}
+    cluster.extra_backend_env.update(env)
+    cluster.start_backend()
+    pool = await fresh_pool(cluster, 2, deposits=(100, 200), stakes=(50, 25))
+    pooler = pool.poolers[0]
+    farmer_ids = [f.farmer_id for f in pool.farmers]
+    try:
+        assert cluster.devnet is not None
+        async with httpx.AsyncClient(timeout=30) as http:
+            await _friendbot(http, cluster.devnet.friendbot_url, platform.public_key)
+        await asyncio.gather(
+            pool.gateway.ensure_trustline(platform), pool.gateway.ensure_trustline(pooler.keypair)
+        )
+        cluster.start_pooler(pooler, blocks=1, threads=1)
+        await close_and_harvest(pool, 1)
+
+        deadline = time.monotonic() + 6 * INTERVAL
+        while True:  # the worker runs every 2 s: farmers first, then the pooler, the platform
+            confirmed = dict(
+                rows(
+                    cluster,
+                    "select account_type, count(*) from payouts where status = 'confirmed' and"
+                    " (farmer_id::text = any(%s) or pooler_id::text = %s or account_type = 'platform')"
+                    " group by account_type",
+                    farmer_ids,
+                    pooler.pooler_id,
+                )
+            )
+            if confirmed.get("farmer", 0) >= 2 and confirmed.get("pooler") and confirmed.get("platform"):
+                break
+            assert time.monotonic() < deadline, f"payouts not confirmed in time: {confirmed}"
+            await asyncio.sleep(0.5)
+        report = await build_report(pool, blocks_wanted=1, problems=[], started=since)
+        wallets = [platform.public_key, pooler.keypair.public_key, *(f.payout_wallet for f in pool.farmers)]
+        on_chain = {address: (await pool.gateway.account(address)).kale_balance for address in wallets}
+    finally:
+        await pool.close()
+        for key in env:
+            cluster.extra_backend_env.pop(key, None)
+        cluster.stop_backend()
+        cluster.start_backend()
+
+    assert report.reconciled, report.differences  # every custodial account: journal = chain
+    assert len(report.blocks) == 1 and report.blocks[0].harvested == 2
+    for farmer in pool.farmers:  # each wallet holds exactly the payouts confirmed to it
+        (paid,) = rows(
+            cluster,
+            "select coalesce(sum(amount), 0) from payouts"
+            " where status = 'confirmed' and farmer_id::text = %s",
+            farmer.farmer_id,
+        )
+        assert paid[0] > 0 and on_chain[farmer.payout_wallet] == paid[0]
+    (pooler_paid,) = rows(
+        cluster,
+        "select coalesce(sum(amount), 0) from payouts"
+        " where status = 'confirmed' and pooler_id::text = %s",
+        pooler.pooler_id,
+    )
+    (pooler_claim,) = rows(
+        cluster,
+        "select coalesce(sum(amount), 0) from balance_changes where account_type = 'pooler'"
+        " and pooler_id::text = %s and asset = 'KALE'",
+        pooler.pooler_id,
+    )
+    assert pooler_paid[0] > 0 and on_chain[pooler.keypair.public_key] == pooler_paid[0]
+    assert pooler_claim[0] == 0  # its whole share was sent
+    (platform_paid,) = rows(
+        cluster,
+        "select coalesce(sum(amount), 0) from payouts"
+        " where status = 'confirmed' and account_type = 'platform'",
+    )
+    assert platform_paid[0] > 0 and on_chain[platform.public_key] == platform_paid[0]
