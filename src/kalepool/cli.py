@@ -569,15 +569,17 @@ def _pooler_status_view(status: Any) -> Any:
     return Group(head, farmers, events)
 
 
+BackendUrlOption = Annotated[str | None, typer.Option(help="The backend's base URL (pooler.backend_url).")]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(help="The pooler's API key (better: KALEPOOL_POOLER__API_KEY, not seen in ps)."),
+]
+
+
 @pooler_app.command("earnings")
 def pooler_earnings(
-    backend_url: Annotated[
-        str | None, typer.Option(help="The backend's base URL (pooler.backend_url).")
-    ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(help="The pooler's API key (better: KALEPOOL_POOLER__API_KEY, not seen in ps)."),
-    ] = None,
+    backend_url: BackendUrlOption = None,
+    api_key: ApiKeyOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the backend's JSON answer.")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -615,13 +617,8 @@ def pooler_earnings(
 
 @pooler_app.command("run")
 def pooler_run(
-    backend_url: Annotated[
-        str | None, typer.Option(help="The backend's base URL (pooler.backend_url).")
-    ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(help="The pooler's API key (better: KALEPOOL_POOLER__API_KEY, not seen in ps)."),
-    ] = None,
+    backend_url: BackendUrlOption = None,
+    api_key: ApiKeyOption = None,
     secret_file: Annotated[
         Path | None, typer.Option(help="File holding the pooler's own S... secret (pooler.secret_file).")
     ] = None,

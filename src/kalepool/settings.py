@@ -135,6 +135,12 @@ class BackendSettings(BaseModel):
     payout_min_amount: int = Field(
         default=100_000_000, ge=1, description="stroops of KALE a payout must reach (default 10 KALE)"
     )
+    fee_payout_min_source: int = Field(
+        default=10_000_000,
+        ge=1,
+        description="stroops of KALE a custodial account must hold for a pooler or the platform before "
+        "they are sent from it (smaller amounts wait; default 1 KALE)",
+    )
     payout_retry_seconds: float = Field(
         default=3600.0, ge=0, description="seconds before a farmer's failed payout is tried again"
     )

@@ -104,3 +104,6 @@ def test_workers_once_against_the_devnet(
     report = json.loads(result.output[result.output.index("{") :])
     assert report["harvester"]["farm_index"] == 0 and report["harvester"]["error"] is None
     assert report["reconciler"]["checked"] == 0 and report["reconciler"]["mismatches"] == []
+    payouts = report["payouts"]  # nobody to pay in an empty pool; no platform wallet set
+    assert (payouts["considered"], payouts["paid"], payouts["errors"]) == (0, 0, 0)
+    assert payouts["poolers"]["paid"] == 0 and payouts["platform"]["considered"] == 1

@@ -57,14 +57,22 @@ async def give_pooler_account(api: Api, pooler_id: str, public_key: str) -> None
         )
 
 
+async def farmer_of_a_paid_pooler(
+    api: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> tuple[dict[str, Any], Any, int]:
+    """A farmer with a harvested reward whose pooler has an account with a KALE trustline;
+    that account, and the pooler's share of the reward."""
+    farmer, _ = await harvested_farmer(api, devnet, controls, dev_chain, wallet_kale=1)
+    account = devnet.new_account(xlm=10 * XLM, kale=1)
+    await give_pooler_account(api, farmer["pooler_id"], account.public_key)
+    return farmer, account, await pooler_claim(api, farmer["pooler_id"])
+
+
 async def test_the_poolers_fees_are_sent_to_its_account_once(
     payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
 ) -> None:
     api = payout_world
-    farmer, _ = await harvested_farmer(api, devnet, controls, dev_chain, wallet_kale=1)
-    account = devnet.new_account(xlm=10 * XLM, kale=1)
-    await give_pooler_account(api, farmer["pooler_id"], account.public_key)
-    share = await pooler_claim(api, farmer["pooler_id"])
+    farmer, account, share = await farmer_of_a_paid_pooler(api, devnet, controls, dev_chain)
     sums = await sums_of(api, farmer)
     assert share > 0 and pooler_fees_held(sums) == share  # all of it still in the custodial account
     owed = await expected_owed(api, farmer)
@@ -209,10 +217,7 @@ async def test_a_pooler_payout_in_doubt_blocks_any_other_until_its_fate_is_known
     payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
 ) -> None:
     api = payout_world
-    farmer, _ = await harvested_farmer(api, devnet, controls, dev_chain, wallet_kale=1)
-    account = devnet.new_account(xlm=10 * XLM, kale=1)
-    await give_pooler_account(api, farmer["pooler_id"], account.public_key)
-    share = await pooler_claim(api, farmer["pooler_id"])
+    farmer, account, share = await farmer_of_a_paid_pooler(api, devnet, controls, dev_chain)
     await controls.sent(clear=True)
 
     crashing = Payouts(replace(api.context.ops, chain=CrashPaying(dev_chain, account.public_key)))
@@ -303,3 +308,23 @@ async def test_the_platform_fees_go_to_the_platform_wallet_once(
         assert (await journal.platform_balances(session))[Asset.KALE] == 0
     report = await Reconciler(api.context.ops).run_once()
     assert report.mismatches == [] and report.deposits == 0
+
+
+async def test_fees_below_the_per_account_minimum_wait(
+    payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    """One transaction per account: an account holding less than
+    ``fee_payout_min_source`` of a pooler's fees is not sent from until it holds more."""
+    api = payout_world
+    farmer, account, share = await farmer_of_a_paid_pooler(api, devnet, controls, dev_chain)
+    settings = api.context.ops.settings
+    settings.fee_payout_min_source = share + 1
+    waiting = await closing(controls, Payouts(api.context.ops).run_once())
+    assert waiting.poolers is not None and (waiting.poolers.paid, waiting.poolers.failed) == (0, 0)
+    assert [p for p in await rows(api, Payout) if p.account_type == "pooler"] == []
+    assert await pooler_claim(api, farmer["pooler_id"]) == share
+
+    settings.fee_payout_min_source = share
+    sent = await closing(controls, Payouts(api.context.ops).run_once())
+    assert sent.poolers is not None and (sent.poolers.paid, sent.poolers.amount) == (1, share)
+    assert await kale_of(dev_chain, account.public_key) == 1 + share

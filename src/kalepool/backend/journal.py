@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kalepool.backend.accounting import platform_fees_held, pooler_fees_held
+from kalepool.backend.accounting import pooler_fees_held
 from kalepool.backend.db.models import BalanceChange, Farmer
 from kalepool.backend.enums import JOURNAL_KINDS, AccountType, Asset, JournalKind
 
@@ -181,11 +181,20 @@ async def pooler_fees_in_custody(session: AsyncSession, pooler_id: uuid.UUID) ->
 
 
 async def platform_fees_in_custody(session: AsyncSession) -> dict[uuid.UUID, int]:
-    """Per farmer holding any: the platform's fees still held in its custodial account."""
+    """Per farmer still holding some: the platform's fees in its custodial account."""
     kinds = [JournalKind.PLATFORM_FEE.value, JournalKind.PLATFORM_FEE_SETTLED.value]
-    query = select(BalanceChange.farmer_id).where(BalanceChange.kind.in_(kinds)).distinct()
-    ids = [fid for fid in (await session.scalars(query)).all() if fid is not None]
-    return {fid: platform_fees_held(sums) for fid, sums in (await kale_by_kind(session, ids)).items()}
+    total = func.sum(BalanceChange.amount)
+    query = (
+        select(BalanceChange.farmer_id, total)
+        .where(
+            BalanceChange.account_type == AccountType.FARMER.value,
+            BalanceChange.kind.in_(kinds),
+            BalanceChange.asset == Asset.KALE.value,
+        )
+        .group_by(BalanceChange.farmer_id)
+        .having(total < 0)
+    )
+    return {fid: -int(t) for fid, t in (await session.execute(query)).all() if fid is not None}
 
 
 async def farmer_balances(session: AsyncSession, farmer_id: uuid.UUID) -> Balances:

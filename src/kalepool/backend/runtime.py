@@ -135,7 +135,7 @@ def run_workers(settings: Settings, *, once: bool = False) -> dict[str, object] 
     from kalepool.backend.metrics import Metrics
     from kalepool.backend.services.common import ChainOps
     from kalepool.backend.services.reconcile import ReconcileStatus
-    from kalepool.backend.workers import AutoHarvester, Reconciler, WorkerRunner
+    from kalepool.backend.workers import AutoHarvester, Payouts, Reconciler, WorkerRunner
 
     configure_logging(settings.log_level, json=settings.log_json)
     keyring = keyring_from(settings)
@@ -150,7 +150,12 @@ def run_workers(settings: Settings, *, once: bool = False) -> dict[str, object] 
             if once:
                 harvest = await AutoHarvester(ops).run_once()
                 reconcile = await Reconciler(ops).run_once()
-                return {"harvester": asdict(harvest), "reconciler": asdict(reconcile)}
+                payouts = await Payouts(ops).run_once()
+                return {
+                    "harvester": asdict(harvest),
+                    "reconciler": asdict(reconcile),
+                    "payouts": asdict(payouts),
+                }
             runner = WorkerRunner(ops, ReconcileStatus())
             runner.start()
             try:

@@ -320,7 +320,7 @@ class PoolerEarnings(BaseModel):
     )
     claim: Stroops = Field(description="owed to the pooler now: the sum of its journal")
     held_in_custody: Stroops = Field(
-        description="its fees still in its farmers' custodial accounts (sent at the next payout run)"
+        description="its fees still in its farmers' custodial accounts (sent by payout runs, up to the claim)"
     )
     recent_payouts: list[PayoutPublic]
 

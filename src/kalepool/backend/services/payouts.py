@@ -141,14 +141,17 @@ async def _each(
     return run
 
 
+async def _lock_farmer(lock: AsyncSession, farmer_id: uuid.UUID) -> Farmer | None:
+    """The farmer's row, locked until ``lock`` ends (``FOR NO KEY UPDATE SKIP LOCKED``: the
+    journal's foreign keys still pass); None when another payout holds it."""
+    query = select(Farmer).where(Farmer.id == farmer_id).with_for_update(skip_locked=True, key_share=True)
+    return (await lock.scalars(query)).one_or_none()
+
+
 async def _one_farmer(ops: ChainOps, farmer_id: uuid.UUID, run: PayoutRun) -> None:
     # the lock is held (in its own transaction) while this farmer's payout is decided and sent
     async with ops.db.transaction() as lock:
-        farmer = (
-            await lock.scalars(
-                select(Farmer).where(Farmer.id == farmer_id).with_for_update(skip_locked=True, key_share=True)
-            )
-        ).one_or_none()
+        farmer = await _lock_farmer(lock, farmer_id)
         if farmer is None:
             run.skipped += 1
             return
@@ -338,7 +341,10 @@ async def _pay_fee_owner(ops: ChainOps, owner: FeeOwner, run: PayoutRun) -> None
         if last_failure is not None and now - last_failure < timedelta(seconds=settings.payout_retry_seconds):
             run.skipped += 1
             return
-        sources = sorted(((h, fid) for fid, h in held.items() if h > 0), key=lambda t: (-t[0], str(t[1])))
+        smallest = settings.fee_payout_min_source  # dust waits: one transaction per account
+        sources = sorted(
+            ((h, fid) for fid, h in held.items() if h >= smallest), key=lambda t: (-t[0], str(t[1]))
+        )[: settings.payout_batch]
         if not sources:
             return
         wallet = (await ops.chain.accounts([owner.destination]))[owner.destination]
@@ -412,11 +418,7 @@ async def _from_source(
     with ``check_balance``, a new one is only recorded when the account holds that much
     KALE and has XLM for the fee. Returns the KALE sent."""
     async with ops.db.transaction() as lock:
-        farmer = (
-            await lock.scalars(
-                select(Farmer).where(Farmer.id == farmer_id).with_for_update(skip_locked=True, key_share=True)
-            )
-        ).one_or_none()
+        farmer = await _lock_farmer(lock, farmer_id)
         if farmer is None:
             run.skipped += 1
             return 0
