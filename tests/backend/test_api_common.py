@@ -128,6 +128,7 @@ async def test_openapi_is_complete(api: Api) -> None:
         ("/api/v1/farmers/{farmer_id}", "get"),
         ("/api/v1/farmers/{farmer_id}", "patch"),
         ("/api/v1/farmers/{farmer_id}/confirm-funding", "post"),
+        ("/api/v1/farmers/{farmer_id}/leave", "post"),
         ("/api/v1/pooler/farmers", "get"),
         ("/api/v1/pooler/earnings", "get"),
         ("/api/v1/pooler/heartbeat", "post"),

@@ -222,3 +222,41 @@ async def test_a_payout_wallet_without_trustline_fails_and_backs_off(
     retried = await closing(controls, Payouts(replace(api.context.ops, settings=settings)).run_once())
     assert retried.failed == 1 and len(await rows(api, Payout)) == 2
     assert await payout_lines(api, farmer) == [] and await controls.sent() == []
+
+
+async def test_a_leaving_farmer_is_paid_everything_it_owns_then_departs(
+    payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    api = payout_world
+    farmer, wallet = await harvested_farmer(api, devnet, controls, dev_chain, wallet_kale=1)
+    token = api.bearer(farmer["farmer_token"])
+    left = await api.client.post(f"/api/v1/farmers/{farmer['farmer_id']}/leave", headers=token)
+    assert left.status_code == 200 and left.json()["status"] == "leaving"
+    again = await api.client.post(f"/api/v1/farmers/{farmer['farmer_id']}/leave", headers=token)
+    assert again.status_code == 200 and again.json()["status"] == "leaving"  # asking twice is fine
+    other = await api.client.post(f"/api/v1/farmers/{farmer['farmer_id']}/leave", headers=api.admin)
+    assert other.status_code in (401, 403)
+
+    block = await open_block(controls, dev_chain, devnet)  # a leaving farmer is not planted
+    planted = await plant(api, controls, farmer["pooler_key"], farmer["pooler_id"], block)
+    assert planted["planted_farmers"] == [] and planted["summary"]["planted"] == 0
+
+    async with api.context.db.transaction() as session:
+        figures = await owed_to(session, uuid.UUID(farmer["farmer_id"]))
+    custodial = await kale_of(dev_chain, farmer["custodial_wallet"])
+    everything = custodial - figures.held  # deposit left after staking, plus its rewards
+    assert figures.net == everything > figures.owed(leaving=False)
+    before = await kale_of(dev_chain, wallet)
+    run = await closing(controls, Payouts(api.context.ops).run_once())
+    assert (run.paid, run.amount, run.departed) == (1, everything, 0)
+    assert await kale_of(dev_chain, wallet) == before + everything
+    assert await kale_of(dev_chain, farmer["custodial_wallet"]) == figures.held  # the fees stay
+
+    done = await closing(controls, Payouts(api.context.ops).run_once())
+    assert (done.paid, done.departed) == (0, 1)
+    async with api.context.db.transaction() as session:
+        row = await session.get(Farmer, uuid.UUID(farmer["farmer_id"]))
+    assert row is not None and row.status == "departed"
+    gone = await api.client.post(f"/api/v1/farmers/{farmer['farmer_id']}/leave", headers=token)
+    assert gone.status_code == 409 and gone.json()["error"]["code"] == "farmer_departed"
+    assert (await closing(controls, Payouts(api.context.ops).run_once())).considered == 0

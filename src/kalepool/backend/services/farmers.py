@@ -227,6 +227,22 @@ async def update_farmer(
     return farmer
 
 
+async def leave(db: Database, *, farmer_id: uuid.UUID) -> Farmer:
+    """The farmer asks to leave: no new plantings; its open pails are still harvested, then
+    the payout worker sends it everything it owns and marks it departed. Repeating is fine."""
+    async with db.transaction() as session:
+        farmer = await repo.get_farmer(session, farmer_id, for_update=True)
+        if farmer is None:
+            raise NotFound(f"no farmer {farmer_id}", code="farmer_not_found")
+        if farmer.status == FarmerStatus.DEPARTED.value:
+            raise Conflict("this farmer has departed", code="farmer_departed")
+        if farmer.status != FarmerStatus.LEAVING.value:
+            farmer.status = FarmerStatus.LEAVING.value
+            farmer.updated_at = datetime.now(UTC)
+            log.info("farmer leaving", farmer_id=str(farmer_id))
+    return farmer
+
+
 async def rotate_master_key(db: Database, keyring: Keyring, *, batch: int = 500) -> int:
     """Re-seal every secret sealed under an older key with the active key; returns how many.
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -73,6 +73,8 @@ class PayoutRun:
     skipped: int = 0
     in_doubt: int = 0
     errors: int = 0
+    departed: int = 0  # leaving farmers paid everything and marked departed
+    departing: list[uuid.UUID] = field(default_factory=list, repr=False)
     poolers: PayoutRun | None = None  # the same run's pooler payouts (Payouts.run_once)
     platform: PayoutRun | None = None  # and the platform's
 
@@ -136,7 +138,7 @@ async def _each(
             run.errors += 1
             log.exception("payout failed unexpectedly", account_type=who, account_id=str(account_id))
     if run.paid or run.failed or run.resumed or run.errors:
-        figures = {k: v for k, v in vars(run).items() if v and k not in ("poolers", "platform")}
+        figures = {k: v for k, v in vars(run).items() if v and k not in ("poolers", "platform", "departing")}
         log.info(f"{who} payout run", **figures)
     return run
 
@@ -171,10 +173,21 @@ async def _one_farmer(ops: ChainOps, farmer_id: uuid.UUID, run: PayoutRun) -> No
         payout = await _decide(ops, farmer, run)
         if payout is not None:
             await _drive(ops, farmer, payout, run)
+        elif farmer.id in run.departing:
+            await lock.execute(
+                update(Farmer)
+                .where(Farmer.id == farmer.id)
+                .values(status=FarmerStatus.DEPARTED.value, updated_at=func.now())
+            )
+            run.departed += 1
+            log.info("farmer departed: everything it owns was paid out", farmer_id=str(farmer.id))
 
 
 async def _decide(ops: ChainOps, farmer: Farmer, run: PayoutRun) -> Payout | None:
-    """Record a payout intent (or a failed one) for the farmer, or ``None`` (skipped)."""
+    """Record a payout intent (or a failed one) for the farmer, or ``None`` (skipped).
+
+    A leaving farmer with nothing more to be paid from its account (its pails settled) is
+    marked departed by the caller: ``run.departing`` names it."""
     settings = ops.settings
     leaving = farmer.status == FarmerStatus.LEAVING.value
     async with ops.db.transaction() as session:
@@ -198,11 +211,16 @@ async def _decide(ops: ChainOps, farmer: Farmer, run: PayoutRun) -> Payout | Non
         return None
     owed = figures.owed(leaving)
     if owed < (1 if leaving else settings.payout_min_amount):
+        if leaving:
+            run.departing.append(farmer.id)  # nothing owed any more
         return None
     found = await ops.chain.accounts([farmer.public_key, farmer.payout_wallet])
     source, destination = found[farmer.public_key], found[farmer.payout_wallet]
     amount = min(owed, (source.kale_balance or 0) - figures.held)
     if amount < (1 if leaving else settings.payout_min_amount):
+        if leaving:  # what is still owed is not in its account (a compensation the pooler owes)
+            run.departing.append(farmer.id)
+            return None
         run.skipped += 1
         return None
     if source.spendable_xlm < settings.min_fee_xlm:

@@ -96,6 +96,15 @@ async def confirm_funding(
     )
 
 
+@router.post(
+    "/{farmer_id}/leave", response_model=s.FarmerPublic, responses=responses(401, 403, 404, 409, 429)
+)
+async def leave(farmer_id: uuid.UUID, context: ContextDep, principal: FarmerDep) -> s.FarmerPublic:
+    """Leave the pool: no new plantings; once its open pails are harvested, everything the
+    farmer owns is paid to its payout wallet and it is marked ``departed``. 409 once departed."""
+    return views.farmer_public(await farmers.leave(context.db, farmer_id=_own(principal, farmer_id)))
+
+
 @router.get("/{farmer_id}", response_model=s.FarmerDetailPublic, responses=responses(401, 403, 404, 422, 429))
 async def get_farmer(farmer_id: uuid.UUID, context: ContextDep, principal: FarmerDep) -> s.FarmerDetailPublic:
     """Status, balances from the journal, and the recent plantings, works, harvests."""
