@@ -138,6 +138,13 @@ async def test_a_harvested_reward_is_paid_once(
     report = await Reconciler(api.context.ops).run_once()
     assert report.mismatches == [] and report.deposits == 0 and report.checked == 1
 
+    detail = await api.client.get(
+        f"/api/v1/farmers/{farmer['farmer_id']}", headers=api.bearer(farmer["farmer_token"])
+    )
+    (shown,) = detail.json()["recent_payouts"]  # the farmer sees its payout
+    assert (shown["amount"], shown["status"], shown["tx_hash"]) == (owed, "confirmed", payout.tx_hash)
+    assert shown["destination"] == wallet and "envelope_xdr" not in shown
+
 
 async def expected_owed_or_zero(api: Api, farmer: dict[str, Any]) -> int:
     async with api.context.db.transaction() as session:

@@ -271,12 +271,25 @@ class FarmerBalances(BaseModel):
     xlm_by_kind: dict[str, int]
 
 
+class PayoutPublic(BaseModel):
+    id: int
+    amount: Stroops
+    asset: str
+    destination: str
+    status: str = Field(description="pending, submitted, confirmed or failed")
+    tx_hash: str | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
 class FarmerDetailPublic(FarmerPublic):
     balances: FarmerBalances
     recent_plantings: list[PlantingPublic]
     recent_works: list[WorkPublic]
     recent_harvests: list[HarvestPublic]
     recent_balance_changes: list[BalanceChangePublic]
+    recent_payouts: list[PayoutPublic] = Field(description="payments to its payout wallet, newest first")
 
 
 # --- pooler ----------------------------------------------------------------------------------
@@ -296,18 +309,6 @@ class PoolerFarmerList(BaseModel):
     farmers: list[PoolerFarmer]
     count: int = Field(description="farmers in this page")
     total: int = Field(description="farmers matching the filters")
-
-
-class PayoutPublic(BaseModel):
-    id: int
-    amount: Stroops
-    asset: str
-    destination: str
-    status: str = Field(description="pending, submitted, confirmed or failed")
-    tx_hash: str | None
-    error: str | None
-    created_at: datetime
-    updated_at: datetime
 
 
 class PoolerEarnings(BaseModel):

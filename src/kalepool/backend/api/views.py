@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from kalepool.backend.api import schemas as s
-from kalepool.backend.db.models import BalanceChange, BlockOperation, Farmer, Harvest, Planting, Pooler, Work
+from kalepool.backend.db.models import (
+    BalanceChange,
+    BlockOperation,
+    Farmer,
+    Harvest,
+    Payout,
+    Planting,
+    Pooler,
+    Work,
+)
 from kalepool.backend.enums import Asset, FarmerStatus, FundingState, PoolerStatus
 from kalepool.backend.services.farmers import FarmerDetail
 from kalepool.backend.services.poolers import BlockReport, PoolerEarnings, PoolerSummary
@@ -119,6 +128,7 @@ def farmer_detail(d: FarmerDetail) -> s.FarmerDetailPublic:
             "recent_works": [_work(w) for w in d.works],
             "recent_harvests": [_harvest(h) for h in d.harvests],
             "recent_balance_changes": [_balance_change(b) for b in d.statement],
+            "recent_payouts": [_payout(p) for p in d.payouts],
         }
     )
 
@@ -161,18 +171,19 @@ def pooler_earnings(e: PoolerEarnings) -> s.PoolerEarnings:
         kale_by_kind={k.value: v for k, v in e.kale_by_kind.items()},
         claim=e.claim,
         held_in_custody=e.held_in_custody,
-        recent_payouts=[
-            s.PayoutPublic(
-                id=p.id,
-                amount=p.amount,
-                asset=p.asset,
-                destination=p.destination,
-                status=p.status,
-                tx_hash=p.tx_hash,
-                error=p.error,
-                created_at=p.created_at,
-                updated_at=p.updated_at,
-            )
-            for p in e.payouts
-        ],
+        recent_payouts=[_payout(p) for p in e.payouts],
+    )
+
+
+def _payout(p: Payout) -> s.PayoutPublic:
+    return s.PayoutPublic(
+        id=p.id,
+        amount=p.amount,
+        asset=p.asset,
+        destination=p.destination,
+        status=p.status,
+        tx_hash=p.tx_hash,
+        error=p.error,
+        created_at=p.created_at,
+        updated_at=p.updated_at,
     )

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 
 from kalepool.backend import journal
 from kalepool.backend.chain import Chain, TrustlineOutcome
 from kalepool.backend.custody import Keyring, Signer, new_custodial_account, sealed_of
 from kalepool.backend.db import repositories as repo
-from kalepool.backend.db.models import BalanceChange, Farmer, Harvest, Planting, Pooler, Work
+from kalepool.backend.db.models import BalanceChange, Farmer, Harvest, Payout, Planting, Pooler, Work
 from kalepool.backend.db.session import Database
 from kalepool.backend.enums import ApiKeyKind, Asset, FarmerStatus, FundingState, JournalKind, PoolerStatus
 from kalepool.backend.errors import Conflict, NotFound
@@ -181,6 +181,7 @@ class FarmerDetail:
     works: Sequence[Work]
     harvests: Sequence[Harvest]
     statement: Sequence[BalanceChange]
+    payouts: Sequence[Payout]
 
 
 async def farmer_detail(db: Database, *, farmer_id: uuid.UUID, recent: int = 10) -> FarmerDetail:
@@ -196,6 +197,14 @@ async def farmer_detail(db: Database, *, farmer_id: uuid.UUID, recent: int = 10)
             works=await repo.recent_works(session, farmer_id=farmer_id, limit=recent),
             harvests=await repo.recent_harvests(session, farmer_id=farmer_id, limit=recent),
             statement=await journal.statement(session, farmer_id, limit=2 * recent),
+            payouts=(
+                await session.scalars(
+                    select(Payout)
+                    .where(Payout.farmer_id == farmer_id)
+                    .order_by(Payout.created_at.desc(), Payout.id.desc())
+                    .limit(recent)
+                )
+            ).all(),
         )
 
 
