@@ -21,12 +21,12 @@ from kalepool.backend.db.models import BalanceChange, Farmer, Pail, Payout, Plan
 from kalepool.backend.enums import Asset, JournalKind
 from kalepool.backend.services.planting import plant_request
 from kalepool.backend.stellar_chain import GatewayChain
-from kalepool.backend.workers import Payouts, Reconciler
+from kalepool.backend.workers import AutoHarvester, Payouts, Reconciler
 from kalepool.devnet.testing import DevnetHandle
 from kalepool.pooler.client import BackendClient, format_earnings
 from tests.backend.conftest import Api
-from tests.backend.devnet_env import KALE, XLM, Controls, closing, ready_farmer
-from tests.backend.test_chain_cycle import open_block
+from tests.backend.devnet_env import KALE, XLM, Controls, closing, ready_farmer, submit_work
+from tests.backend.test_chain_cycle import new_block, open_block, work_complete
 from tests.backend.test_chain_plant import plant, rows
 from tests.backend.test_payouts import (
     CrashAfterSigning,
@@ -328,3 +328,90 @@ async def test_fees_below_the_per_account_minimum_wait(
     sent = await closing(controls, Payouts(api.context.ops).run_once())
     assert sent.poolers is not None and (sent.poolers.paid, sent.poolers.amount) == (1, share)
     assert await kale_of(dev_chain, account.public_key) == 1 + share
+
+
+async def due_to(api: Api, pooler_id: str) -> dict[uuid.UUID, int]:
+    async with api.context.db.transaction() as session:
+        return await journal.compensations_due(session, uuid.UUID(pooler_id))
+
+
+async def test_a_compensation_is_paid_out_of_the_poolers_fees_before_the_pooler(
+    payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    """The pooler worked one farmer and missed the other: the missed one's lost stake is
+    sent to its account out of the pooler's fees (held by the worked one), then the pooler
+    is paid the rest of its share."""
+    api = payout_world
+    pooler_id, key = await api.create_pooler(reward_share_bps=1_000)
+    worked, missed = [await ready_farmer(api, devnet, pooler_id, kale=20 * KALE) for _ in range(2)]
+    block = await open_block(controls, dev_chain, devnet)
+    planted = await plant(api, controls, key, pooler_id, block)
+    stakes = {p["farmer_id"]: p["stake_amount"] for p in planted["planted_farmers"]}
+    entropy = bytes.fromhex(planted["planted_farmers"][0]["entropy"])
+    miner = devnet.new_account(xlm=1_000 * XLM)
+    nonce, h, out = await closing(
+        controls, submit_work(dev_chain.gateway, miner, worked["custodial_wallet"], block, entropy)
+    )
+    result = {"farmer_id": worked["farmer_id"], "nonce": nonce, "hash": h.hex(), "zeros": out.zeros}
+    report = await work_complete(api, key, pooler_id, block, [result])
+    stake = stakes[missed["farmer_id"]]
+    assert [(c["farmer_id"], c["amount"]) for c in report["compensations"]] == [(missed["farmer_id"], stake)]
+    await new_block(controls, dev_chain, devnet)
+    harvested = await closing(controls, AutoHarvester(api.context.ops).run_once())
+    assert harvested.harvested == 1
+    assert await due_to(api, pooler_id) == {uuid.UUID(missed["farmer_id"]): stake}  # its pail ended unworked
+    share = await pooler_claim(api, pooler_id) + stake  # the claim is the share less the compensation
+    account = devnet.new_account(xlm=10 * XLM, kale=1)
+    await give_pooler_account(api, pooler_id, account.public_key)
+    missed_before = await kale_of(dev_chain, missed["custodial_wallet"])
+    await controls.sent(clear=True)
+
+    run = await closing(controls, Payouts(api.context.ops).run_once())
+    assert run.poolers is not None and run.poolers.paid == 2  # the compensation, then the pooler
+    assert await kale_of(dev_chain, missed["custodial_wallet"]) == missed_before + stake
+    assert await kale_of(dev_chain, account.public_key) == 1 + share - stake
+    assert await due_to(api, pooler_id) == {} and await pooler_claim(api, pooler_id) == 0
+    got = await sums_of(api, missed)
+    assert got[JournalKind.COMPENSATION_RECEIVED] == stake and got[JournalKind.COMPENSATION_SETTLED] == -stake
+    (paid,) = [p for p in await rows(api, Payout) if p.recipient_farmer_id is not None]
+    assert (paid.account_type, paid.amount, paid.destination) == ("pooler", stake, missed["custodial_wallet"])
+    assert paid.source_farmer_id == uuid.UUID(worked["farmer_id"]) and paid.status == "confirmed"
+    assert pooler_fees_held(await sums_of(api, worked)) == 0  # all of its share has left the account
+    again = await closing(controls, Payouts(api.context.ops).run_once())
+    assert again.poolers is not None and again.poolers.paid == 0
+    report_ = await Reconciler(api.context.ops).run_once()
+    assert report_.mismatches == [] and report_.deposits == 0
+
+
+async def test_a_compensation_is_settled_in_place_from_fees_in_the_farmers_own_account(
+    payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    """The farmer's own account holds the pooler's fees from an earlier reward: they become
+    its own, without a transaction, as far as they go; the rest of the compensation waits
+    for more of the pooler's fees (the pooler has no account: nothing else is paid)."""
+    api = payout_world
+    farmer, _ = await harvested_farmer(api, devnet, controls, dev_chain, wallet_kale=1)
+    block = await open_block(controls, dev_chain, devnet)
+    planted = await plant(api, controls, farmer["pooler_key"], farmer["pooler_id"], block)
+    (row,) = planted["planted_farmers"]
+    stake = row["stake_amount"]
+    await work_complete(api, farmer["pooler_key"], farmer["pooler_id"], block, [])  # missed
+    await new_block(controls, dev_chain, devnet)
+    await closing(controls, AutoHarvester(api.context.ops).run_once())
+    held_before = pooler_fees_held(await sums_of(api, farmer))
+    fid = uuid.UUID(farmer["farmer_id"])
+    assert await due_to(api, farmer["pooler_id"]) == {fid: stake} and 0 < held_before < stake
+    custodial = await kale_of(dev_chain, farmer["custodial_wallet"])
+    await controls.sent(clear=True)
+
+    await closing(controls, Payouts(api.context.ops).run_once())
+    after = await sums_of(api, farmer)
+    assert pooler_fees_held(after) == 0  # all the pooler's fees there became the farmer's own
+    assert after[JournalKind.COMPENSATION_SETTLED] == -held_before
+    assert JournalKind.COMPENSATION_RECEIVED not in after
+    assert await due_to(api, farmer["pooler_id"]) == {fid: stake - held_before}  # the rest waits for fees
+    sent = await controls.sent()  # the farmer's own payout only: nothing for the compensation
+    assert all(p.recipient_farmer_id is None for p in await rows(api, Payout))
+    assert await kale_of(dev_chain, farmer["custodial_wallet"]) <= custodial and len(sent) <= 1
+    report = await Reconciler(api.context.ops).run_once()
+    assert report.mismatches == [] and report.deposits == 0

@@ -48,6 +48,7 @@ CUSTODIAL_KINDS: frozenset[JournalKind] = frozenset(
         JournalKind.PAYOUT_REVERSED,
         JournalKind.POOLER_FEE_SENT,
         JournalKind.PLATFORM_FEE_SENT,
+        JournalKind.COMPENSATION_RECEIVED,
     }
 )
 

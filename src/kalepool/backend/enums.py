@@ -135,6 +135,8 @@ class JournalKind(StrEnum):
     POOLER_FEE_SETTLED = "pooler_fee_settled"
     PLATFORM_FEE_SENT = "platform_fee_sent"
     PLATFORM_FEE_SETTLED = "platform_fee_settled"
+    COMPENSATION_RECEIVED = "compensation_received"
+    COMPENSATION_SETTLED = "compensation_settled"
     XLM_FEE = "xlm_fee"
     ADJUSTMENT = "adjustment"
 
@@ -172,6 +174,10 @@ JOURNAL_KINDS: dict[JournalKind, KindRule] = {
     # the same for the platform's fees, sent to backend.platform_wallet
     JournalKind.PLATFORM_FEE_SENT: KindRule(-1, frozenset({_F})),
     JournalKind.PLATFORM_FEE_SETTLED: KindRule(+1, frozenset({_F})),
+    # a compensation paid out of the pooler's fees: KALE arrives in the farmer's account
+    # (received, custodial) and its claim on the pooler is settled by as much (settled): net 0
+    JournalKind.COMPENSATION_RECEIVED: KindRule(+1, frozenset({_F})),
+    JournalKind.COMPENSATION_SETTLED: KindRule(-1, frozenset({_F})),
     JournalKind.XLM_FEE: KindRule(-1, _ALL, frozenset({Asset.XLM})),
     JournalKind.ADJUSTMENT: KindRule(0, _ALL, frozenset({Asset.KALE, Asset.XLM})),
 }

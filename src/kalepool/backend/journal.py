@@ -16,13 +16,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kalepool.backend.accounting import pooler_fees_held
-from kalepool.backend.db.models import BalanceChange, Farmer
-from kalepool.backend.enums import JOURNAL_KINDS, AccountType, Asset, JournalKind
+from kalepool.backend.db.models import BalanceChange, Farmer, Pail
+from kalepool.backend.enums import JOURNAL_KINDS, AccountType, Asset, JournalKind, PailState
 
 __all__ = [
     "Balances",
@@ -178,6 +178,40 @@ async def pooler_fees_in_custody(session: AsyncSession, pooler_id: uuid.UUID) ->
     """Per farmer of the pooler: the pooler's fees still held in its custodial account."""
     ids = list((await session.scalars(select(Farmer.id).where(Farmer.pooler_id == pooler_id))).all())
     return {fid: pooler_fees_held(sums) for fid, sums in (await kale_by_kind(session, ids)).items()}
+
+
+async def compensations_due(session: AsyncSession, pooler_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """Per farmer of the pooler: the compensation owed to it for pails that ended
+    ``unworked`` (final: only a harvest reverses a compensation), less what was settled."""
+    farmers = select(Farmer.id).where(Farmer.pooler_id == pooler_id)
+    owed = (
+        select(BalanceChange.farmer_id, func.sum(BalanceChange.amount))
+        .join(
+            Pail,
+            and_(Pail.farmer_id == BalanceChange.farmer_id, Pail.block_index == BalanceChange.block_index),
+        )
+        .where(
+            BalanceChange.account_type == AccountType.FARMER.value,
+            BalanceChange.farmer_id.in_(farmers),
+            BalanceChange.kind == JournalKind.COMPENSATION.value,
+            Pail.state == PailState.UNWORKED.value,
+        )
+        .group_by(BalanceChange.farmer_id)
+    )
+    settled = (
+        select(BalanceChange.farmer_id, func.sum(BalanceChange.amount))
+        .where(
+            BalanceChange.account_type == AccountType.FARMER.value,
+            BalanceChange.farmer_id.in_(farmers),
+            BalanceChange.kind == JournalKind.COMPENSATION_SETTLED.value,
+        )
+        .group_by(BalanceChange.farmer_id)
+    )
+    due: dict[uuid.UUID, int] = {fid: int(t) for fid, t in (await session.execute(owed)).all() if fid}
+    for fid, total in (await session.execute(settled)).all():
+        if fid in due:
+            due[fid] += int(total)
+    return {fid: amount for fid, amount in due.items() if amount > 0}
 
 
 async def platform_fees_in_custody(session: AsyncSession) -> dict[uuid.UUID, int]:

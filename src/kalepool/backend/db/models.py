@@ -523,8 +523,9 @@ class BlockOperation(Base):
 
 class Payout(Base):
     """A payment to a farmer's payout wallet, or of a pooler's or the platform's fees to
-    their account (sent by the custodial account of ``source_farmer_id``, which held them):
-    intent recorded before sending."""
+    their account, or of a compensation a pooler owes out of its fees to the custodial
+    account of ``recipient_farmer_id`` (fees are sent by the custodial account of
+    ``source_farmer_id``, which held them): intent recorded before sending."""
 
     __tablename__ = "payouts"
     __table_args__ = (
@@ -540,6 +541,7 @@ class Payout(Base):
             "(account_type = 'farmer') = (source_farmer_id IS NULL)",
             name="source",
         ),
+        CheckConstraint("recipient_farmer_id IS NULL OR account_type = 'pooler'", name="recipient"),
         CheckConstraint(_in("asset", Asset), name="asset"),
         CheckConstraint("amount > 0", name="amount"),
         CheckConstraint("status <> 'submitted' OR tx_hash IS NOT NULL", name="submitted_has_tx"),
@@ -553,6 +555,8 @@ class Payout(Base):
     farmer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("farmers.id"))
     pooler_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("poolers.id"))
     source_farmer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("farmers.id"))
+    #: a compensation the pooler owes, paid to this farmer's custodial account
+    recipient_farmer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("farmers.id"))
     asset: Mapped[str]
     amount: Mapped[int]
     destination: Mapped[str]

@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kalepool.backend import journal
-from kalepool.backend.accounting import held_fees
+from kalepool.backend.accounting import held_fees, pooler_fees_held
 from kalepool.backend.chain import ChainError, ChainUnavailable, PaymentOutcome, TxInDoubt
 from kalepool.backend.db import pails as q
 from kalepool.backend.db.models import Farmer, Pail, Payout, Pooler
@@ -291,17 +291,13 @@ class FeeOwner:
 
 
 async def pay_poolers(ops: ChainOps) -> PayoutRun:
-    """One run over the poolers with an account of their own (or open payouts): send each
-    one's claim (its shares, less compensations it owes and what it was paid) from the
-    custodial accounts holding its fees, largest first, one payment per account."""
+    """One run over the poolers: pay the compensations each owes out of its fees, then send
+    its claim (its shares, less compensations owed and what it was paid) to its account
+    when it has one, from the custodial accounts holding its fees, largest first, one
+    payment per account."""
     run = PayoutRun()
     async with ops.db.transaction() as session:
-        has_open = select(Payout.pooler_id).where(Payout.status.in_(_OPEN), Payout.pooler_id.is_not(None))
-        query = (
-            select(Pooler.id, Pooler.public_key)
-            .where(or_(Pooler.public_key.is_not(None), Pooler.id.in_(has_open)))
-            .order_by(Pooler.created_at)
-        )
+        query = select(Pooler.id, Pooler.public_key).order_by(Pooler.created_at)
         found = (await session.execute(query)).all()
     owners = {pid: FeeOwner(AccountType.POOLER, pid, key) for pid, key in found}
 
@@ -341,6 +337,8 @@ async def _pay_fee_owner(ops: ChainOps, owner: FeeOwner, run: PayoutRun) -> None
             await _from_source(ops, payout.source_farmer_id, run, _same(payout))
         if await _open_payouts(ops, owner):
             return  # in doubt, or its account busy: its fate first, or the claim could be paid twice
+        if owner.pooler_id is not None and not await _settle_compensations(ops, owner, run):
+            return  # a compensation payment in doubt: nothing more for this pooler this run
         if owner.destination is None:
             return
         async with ops.db.transaction() as session:
@@ -391,6 +389,79 @@ async def _pay_fee_owner(ops: ChainOps, owner: FeeOwner, run: PayoutRun) -> None
                 return  # that one ended in doubt: nothing more until its fate is known
 
 
+async def _settle_compensations(ops: ChainOps, owner: FeeOwner, run: PayoutRun) -> bool:
+    """Pay the compensations the pooler owes (for pails that ended unworked) out of its fees
+    still in custody, before the pooler itself is paid: first from fees in the compensated
+    farmer's own account (journal only: they become its own), then by payments from the
+    other accounts holding them. False when a payment is left open (in doubt or skipped)."""
+    assert owner.pooler_id is not None
+    async with ops.db.transaction() as session:
+        due = await journal.compensations_due(session, owner.pooler_id)
+        held = await journal.pooler_fees_in_custody(session, owner.pooler_id) if due else {}
+        recipients = {
+            f.id: f for f in (await session.scalars(select(Farmer).where(Farmer.id.in_(due)))).all()
+        }
+    for farmer_id, amount in sorted(due.items(), key=lambda t: str(t[0])):
+        own = min(amount, held.get(farmer_id, 0))
+        if own > 0 and await _settle_in_place(ops, owner, farmer_id, own):
+            held[farmer_id] -= own
+            amount -= own
+            run.amount += own
+        smallest = ops.settings.fee_payout_min_source
+        sources = sorted(
+            ((h, fid) for fid, h in held.items() if fid != farmer_id and h >= min(smallest, amount)),
+            key=lambda t: (-t[0], str(t[1])),
+        )
+        for amount_held, source_id in sources:
+            if amount <= 0:
+                break
+            part = min(amount_held, amount)
+
+            def decide(source: Farmer, part: int = part, to: Farmer = recipients[farmer_id]) -> Payout:
+                return _fee_payout(owner, source.id, part, recipient=to)
+
+            sent = await _from_source(ops, source_id, run, decide, check_balance=part)
+            held[source_id] -= sent
+            amount -= sent
+            if await _open_payouts(ops, owner):
+                return False
+    return True
+
+
+async def _settle_in_place(ops: ChainOps, owner: FeeOwner, farmer_id: uuid.UUID, amount: int) -> bool:
+    """The pooler's fees in the compensated farmer's own account become its own: no
+    transaction, two journal lines under the farmer's row lock (re-checked there)."""
+    assert owner.pooler_id is not None
+    async with ops.db.transaction() as session:
+        if await _lock_farmer(session, farmer_id) is None:
+            return False
+        due = (await journal.compensations_due(session, owner.pooler_id)).get(farmer_id, 0)
+        sums = (await journal.kale_by_kind(session, [farmer_id]))[farmer_id]
+        amount = min(amount, due, pooler_fees_held(sums))
+        if amount <= 0:
+            return False
+        reference = f"compensation:{uuid.uuid4().hex}"
+        usage = f"compensation from {owner.name}, out of its fees held in this account"
+        await journal.record(
+            session,
+            [
+                journal.Entry.farmer(
+                    farmer_id, JournalKind.POOLER_FEE_SETTLED, amount, usage, reference=reference
+                ),
+                journal.Entry.farmer(
+                    farmer_id, JournalKind.COMPENSATION_SETTLED, -amount, usage, reference=reference
+                ),
+            ],
+        )
+    log.info(
+        "compensation settled in place",
+        pooler_id=str(owner.pooler_id),
+        farmer_id=str(farmer_id),
+        amount=amount,
+    )
+    return True
+
+
 async def _try_lock(session: AsyncSession, namespace: str, key: str) -> bool:
     """A transaction-scoped advisory lock on (namespace, key), or False when another holds it."""
     locked = func.pg_try_advisory_xact_lock(func.hashtext(namespace), func.hashtext(key))
@@ -408,15 +479,26 @@ def _same(payout: Payout) -> Callable[[Farmer], Payout]:
     return lambda _farmer: payout
 
 
-def _fee_payout(owner: FeeOwner, source_id: uuid.UUID, amount: int, *, error: str | None = None) -> Payout:
-    assert owner.destination is not None
+def _fee_payout(
+    owner: FeeOwner,
+    source_id: uuid.UUID,
+    amount: int,
+    *,
+    error: str | None = None,
+    recipient: Farmer | None = None,
+) -> Payout:
+    """A fee payout to the owner's account, or (``recipient``) a compensation the pooler
+    owes, paid to that farmer's custodial account."""
+    destination = recipient.public_key if recipient is not None else owner.destination
+    assert destination is not None
     return Payout(
         account_type=owner.account_type.value,
         pooler_id=owner.pooler_id,
         source_farmer_id=source_id,
+        recipient_farmer_id=recipient.id if recipient is not None else None,
         asset=Asset.KALE.value,
         amount=amount,
-        destination=owner.destination,
+        destination=destination,
         status=PayoutStatus.FAILED.value if error else PayoutStatus.PENDING.value,
         error=error,
     )
@@ -512,6 +594,26 @@ def _paid_lines(source_id: uuid.UUID, payout: Payout, outcome: PaymentOutcome) -
         ]
     owner = FeeOwner(AccountType(payout.account_type), payout.pooler_id, payout.destination)
     sent, settled = owner.sent_kinds
+    if payout.recipient_farmer_id is not None:  # a compensation paid out of the pooler's fees
+        usage = f"compensation from {owner.name} out of its fees, payout {payout.id} (tx {tx})"
+        return [
+            journal.Entry.farmer(source_id, sent, -outcome.amount, usage, reference=tx),
+            journal.Entry.farmer(source_id, settled, outcome.amount, usage, reference=tx),
+            journal.Entry.farmer(
+                payout.recipient_farmer_id,
+                JournalKind.COMPENSATION_RECEIVED,
+                outcome.amount,
+                usage,
+                reference=tx,
+            ),
+            journal.Entry.farmer(
+                payout.recipient_farmer_id,
+                JournalKind.COMPENSATION_SETTLED,
+                -outcome.amount,
+                usage,
+                reference=tx,
+            ),
+        ]
     usage = f"fees sent to {owner.name}, payout {payout.id} (tx {tx})"
     paid = (
         journal.Entry.pooler(payout.pooler_id, JournalKind.PAYOUT, -outcome.amount, usage, reference=tx)

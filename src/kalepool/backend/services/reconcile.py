@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kalepool.backend import journal
@@ -111,7 +111,8 @@ async def custodial_balance(session: AsyncSession, farmer_id: uuid.UUID) -> int:
 
 async def _snapshots(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[object, ...]]:
     """Per farmer: (pails in flight, pails, last pail change, open payouts, last payout
-    change), payouts sent from its account included: equal before and after = quiet."""
+    change), counting payouts to it, from its account and into it: equal before and after
+    = quiet."""
     if not ids:
         return {}
     pails = (
@@ -124,22 +125,28 @@ async def _snapshots(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uu
         .where(Pail.farmer_id.in_(ids))
         .group_by(Pail.farmer_id)
     )
-    out: dict[uuid.UUID, list[object]] = {fid: [0, 0, None, 0, None] for fid in ids}
+    pail_part: dict[uuid.UUID, tuple[int, int, datetime | None]] = {fid: (0, 0, None) for fid in ids}
     for farmer_id, busy, count, last in (await session.execute(pails)).all():
-        out[farmer_id][:3] = [int(busy), int(count), last]
-    account = func.coalesce(Payout.farmer_id, Payout.source_farmer_id)
-    payouts = (
-        select(
-            account,
-            func.count(Payout.id).filter(Payout.status.in_(_OPEN_PAYOUTS)),
-            func.max(Payout.updated_at),
+        pail_part[farmer_id] = (int(busy), int(count), last)
+    opened: dict[uuid.UUID, int] = dict.fromkeys(ids, 0)
+    changed: dict[uuid.UUID, datetime | None] = dict.fromkeys(ids)
+    for column in (Payout.farmer_id, Payout.source_farmer_id, Payout.recipient_farmer_id):
+        payouts = (
+            select(
+                column,
+                func.count(Payout.id).filter(Payout.status.in_(_OPEN_PAYOUTS)),
+                func.max(Payout.updated_at),
+            )
+            .where(column.in_(ids))
+            .group_by(column)
         )
-        .where(or_(Payout.farmer_id.in_(ids), Payout.source_farmer_id.in_(ids)))
-        .group_by(account)
-    )
-    for farmer_id, opened, last in (await session.execute(payouts)).all():
-        out[farmer_id][3:] = [int(opened), last]
-    return {fid: tuple(v) for fid, v in out.items()}
+        for account, count, last in (await session.execute(payouts)).all():
+            if account is None:
+                continue
+            opened[account] += int(count)
+            before = changed[account]
+            changed[account] = last if before is None or (last is not None and last > before) else before
+    return {fid: (*pail_part[fid], opened[fid], changed[fid]) for fid in ids}
 
 
 def _quiet(snap: tuple[object, ...]) -> bool:
