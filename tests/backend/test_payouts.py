@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import update
 from stellar_sdk import Keypair
 
+from kalepool.backend import journal
 from kalepool.backend.chain import Chain, OnSigned, PaymentOutcome
 from kalepool.backend.custody import Keyring
 from kalepool.backend.db.models import BalanceChange, Farmer, Payout
@@ -267,3 +268,38 @@ async def test_a_leaving_farmer_is_paid_everything_it_owns_then_departs(
     gone = await api.client.post(f"/api/v1/farmers/{farmer['farmer_id']}/leave", headers=token)
     assert gone.status_code == 409 and gone.json()["error"]["code"] == "farmer_departed"
     assert (await closing(controls, Payouts(api.context.ops).run_once())).considered == 0
+
+
+async def test_a_leaving_farmer_owed_a_compensation_waits_for_it(
+    payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    """Its pooler missed its work and has no fees yet to pay the compensation from: the
+    farmer is paid what is in its account, and stays ``leaving`` (not departed) for the rest."""
+    api = payout_world
+    pooler_id, key = await api.create_pooler()
+    farmer = await ready_farmer(api, devnet, pooler_id, kale=20 * KALE)
+    wallet = devnet.new_account(xlm=10 * XLM, kale=1)
+    async with api.context.db.transaction() as session:
+        await session.execute(
+            update(Farmer)
+            .where(Farmer.id == uuid.UUID(farmer["farmer_id"]))
+            .values(payout_wallet=wallet.public_key)
+        )
+    block = await open_block(controls, dev_chain, devnet)
+    (row,) = (await plant(api, controls, key, pooler_id, block))["planted_farmers"]
+    await work_complete(api, key, pooler_id, block, [])  # the pooler missed it
+    await new_block(controls, dev_chain, devnet)
+    await closing(controls, AutoHarvester(api.context.ops).run_once())  # its pail: unworked
+    token = api.bearer(farmer["farmer_token"])
+    leave = await api.client.post(f"/api/v1/farmers/{farmer['farmer_id']}/leave", headers=token)
+    assert leave.status_code == 200
+
+    first = await closing(controls, Payouts(api.context.ops).run_once())
+    assert (first.paid, first.amount) == (1, 20 * KALE - row["stake_amount"])  # what its account holds
+    later = await closing(controls, Payouts(api.context.ops).run_once())
+    assert (later.paid, later.departed) == (0, 0)
+    async with api.context.db.transaction() as session:
+        left = await session.get(Farmer, uuid.UUID(farmer["farmer_id"]))
+        due = await journal.compensations_due(session, uuid.UUID(pooler_id))
+    assert left is not None and left.status == "leaving"
+    assert due == {uuid.UUID(farmer["farmer_id"]): row["stake_amount"]}

@@ -416,5 +416,6 @@ def format_earnings(data: Mapping[str, Any]) -> str:
     ]
     for p in data.get("recent_payouts", []):
         tx = p.get("tx_hash") or "-"
-        lines.append(f"  payout {p['id']}: {kale(int(p['amount']))} {p['status']} {p['created_at']} tx {tx}")
+        what = p.get("kind", "payout")
+        lines.append(f"  {what} {p['id']}: {kale(int(p['amount']))} {p['status']} {p['created_at']} tx {tx}")
     return "\n".join(lines)

@@ -273,6 +273,9 @@ class FarmerBalances(BaseModel):
 
 class PayoutPublic(BaseModel):
     id: int
+    kind: str = Field(
+        description="payout (rewards or fees to a wallet), or compensation (into a farmer's account)"
+    )
     amount: Stroops
     asset: str
     destination: str

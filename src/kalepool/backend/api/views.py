@@ -178,6 +178,7 @@ def pooler_earnings(e: PoolerEarnings) -> s.PoolerEarnings:
 def _payout(p: Payout) -> s.PayoutPublic:
     return s.PayoutPublic(
         id=p.id,
+        kind="compensation" if p.recipient_farmer_id is not None else "payout",
         amount=p.amount,
         asset=p.asset,
         destination=p.destination,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from kalepool.backend import journal
 from kalepool.backend.chain import Chain, TrustlineOutcome
@@ -200,7 +200,7 @@ async def farmer_detail(db: Database, *, farmer_id: uuid.UUID, recent: int = 10)
             payouts=(
                 await session.scalars(
                     select(Payout)
-                    .where(Payout.farmer_id == farmer_id)
+                    .where(or_(Payout.farmer_id == farmer_id, Payout.recipient_farmer_id == farmer_id))
                     .order_by(Payout.created_at.desc(), Payout.id.desc())
                     .limit(recent)
                 )

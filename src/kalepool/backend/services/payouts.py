@@ -218,9 +218,12 @@ async def _decide(ops: ChainOps, farmer: Farmer, run: PayoutRun) -> Payout | Non
     source, destination = found[farmer.public_key], found[farmer.payout_wallet]
     amount = min(owed, (source.kale_balance or 0) - figures.held)
     if amount < (1 if leaving else settings.payout_min_amount):
-        if leaving:  # what is still owed is not in its account (a compensation the pooler owes)
-            run.departing.append(farmer.id)
-            return None
+        if leaving:  # what it is still owed is not in its account
+            async with ops.db.transaction() as session:
+                waiting = farmer.id in await journal.compensations_due(session, farmer.pooler_id)
+            if not waiting:  # (a compensation due is paid into its account first: it waits)
+                run.departing.append(farmer.id)
+                return None
         run.skipped += 1
         return None
     if source.spendable_xlm < settings.min_fee_xlm:
@@ -347,7 +350,9 @@ async def _pay_fee_owner(ops: ChainOps, owner: FeeOwner, run: PayoutRun) -> None
             last_failure = (
                 await session.execute(
                     select(func.max(Payout.updated_at)).where(
-                        owner.owns(), Payout.status == PayoutStatus.FAILED.value
+                        owner.owns(),
+                        Payout.status == PayoutStatus.FAILED.value,
+                        Payout.recipient_farmer_id.is_(None),  # compensations have their own backoff
                     )
                 )
             ).scalar_one()
@@ -391,25 +396,52 @@ async def _pay_fee_owner(ops: ChainOps, owner: FeeOwner, run: PayoutRun) -> None
 
 async def _settle_compensations(ops: ChainOps, owner: FeeOwner, run: PayoutRun) -> bool:
     """Pay the compensations the pooler owes (for pails that ended unworked) out of its fees
-    still in custody, before the pooler itself is paid: first from fees in the compensated
-    farmer's own account (journal only: they become its own), then by payments from the
-    other accounts holding them. False when a payment is left open (in doubt or skipped)."""
+    still in custody, before the pooler itself is paid. First, for every farmer due one,
+    the pooler's fees in its own account become its own (journal only); then what is still
+    due is sent from the other accounts holding the pooler's fees (after the first pass no
+    farmer still due holds any). A recipient whose payment failed lately waits for the
+    backoff. False when a payment is left open (in doubt or skipped)."""
     assert owner.pooler_id is not None
+    settings = ops.settings
     async with ops.db.transaction() as session:
         due = await journal.compensations_due(session, owner.pooler_id)
         held = await journal.pooler_fees_in_custody(session, owner.pooler_id) if due else {}
         recipients = {
             f.id: f for f in (await session.scalars(select(Farmer).where(Farmer.id.in_(due)))).all()
         }
-    for farmer_id, amount in sorted(due.items(), key=lambda t: str(t[0])):
-        own = min(amount, held.get(farmer_id, 0))
+        now = await q.db_now(session)
+        failed_at = dict(
+            (
+                await session.execute(
+                    select(Payout.recipient_farmer_id, func.max(Payout.updated_at))
+                    .where(
+                        Payout.pooler_id == owner.pooler_id,
+                        Payout.recipient_farmer_id.in_(due),
+                        Payout.status == PayoutStatus.FAILED.value,
+                    )
+                    .group_by(Payout.recipient_farmer_id)
+                )
+            ).all()
+        )
+    order = sorted(due, key=str)
+    for farmer_id in order:  # pass 1: in place, no transaction
+        own = min(due[farmer_id], held.get(farmer_id, 0))
         if own > 0 and await _settle_in_place(ops, owner, farmer_id, own):
             held[farmer_id] -= own
-            amount -= own
+            due[farmer_id] -= own
             run.amount += own
-        smallest = ops.settings.fee_payout_min_source
+    backoff = timedelta(seconds=settings.payout_retry_seconds)
+    for farmer_id in order:  # pass 2: payments from the other accounts
+        amount = due[farmer_id]
+        last = failed_at.get(farmer_id)
+        if amount <= 0 or (last is not None and now - last < backoff):
+            continue
         sources = sorted(
-            ((h, fid) for fid, h in held.items() if fid != farmer_id and h >= min(smallest, amount)),
+            (
+                (h, fid)
+                for fid, h in held.items()
+                if due.get(fid, 0) <= 0 and h >= min(settings.fee_payout_min_source, amount)
+            ),
             key=lambda t: (-t[0], str(t[1])),
         )
         for amount_held, source_id in sources:
@@ -425,7 +457,21 @@ async def _settle_compensations(ops: ChainOps, owner: FeeOwner, run: PayoutRun) 
             amount -= sent
             if await _open_payouts(ops, owner):
                 return False
+            if sent == 0 and await _failed_lately(ops, owner, farmer_id):
+                break  # it failed on chain: the backoff, not the next source
     return True
+
+
+async def _failed_lately(ops: ChainOps, owner: FeeOwner, recipient_id: uuid.UUID) -> bool:
+    async with ops.db.transaction() as session:
+        query = select(func.max(Payout.updated_at)).where(
+            Payout.pooler_id == owner.pooler_id,
+            Payout.recipient_farmer_id == recipient_id,
+            Payout.status == PayoutStatus.FAILED.value,
+        )
+        last = (await session.execute(query)).scalar_one()
+        now = await q.db_now(session)
+    return last is not None and now - last < timedelta(seconds=ops.settings.payout_retry_seconds)
 
 
 async def _settle_in_place(ops: ChainOps, owner: FeeOwner, farmer_id: uuid.UUID, amount: int) -> bool:

@@ -2,8 +2,9 @@
 
 For every funded farmer it compares the account's on-chain KALE balance with the sum of
 the journal's *custodial* kinds for that farmer (:data:`~kalepool.backend.accounting.CUSTODIAL_KINDS`:
-deposits, stakes burned and returned, rewards, payouts, pooler fees sent). The fee and compensation lines are
-claims settled at payout and are left out: their KALE still sits in the custodial account.
+deposits, stakes burned and returned, rewards, payouts, fees sent on, compensations
+received). The other fee and compensation lines are claims between accounts and are left
+out: the KALE they name sits in the custodial account until the payout worker moves it.
 
 * **More on chain than journaled**: KALE arrived that the pool did not send: a farmer's
   deposit. It is journaled as a ``deposit`` (this is how the journal learns of deposits).
@@ -16,7 +17,9 @@ A balance is only compared when the farmer is *quiet*: no pail in ``planting`` o
 ``harvesting``, no payout from its account open, and none of them changed while the
 balance was read (a snapshot of its pails and payouts is taken before and after, and again
 under the farmer's row lock: a payout that ran in between journals before it lets go of
-that lock). A plant, harvest or payment in flight would otherwise be counted half-done.
+that lock; a compensation paid *into* the account is not serialized with it, and can at
+worst be reported as a passing mismatch, never recorded as a deposit). A plant, harvest
+or payment in flight would otherwise be counted half-done.
 The deposit is written under a lock on the farmer's row with the journal sum recomputed
 inside that transaction, so two reconcilers (two processes) cannot record the same
 deposit twice.
