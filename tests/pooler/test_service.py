@@ -111,6 +111,27 @@ async def test_restart_mid_block_resumes_without_double_work(
         assert (w["zeros"], w["gap"], w["tx_hash"]) == (best.zeros, best.gap, best.tx_hash)
 
 
+async def test_a_stop_during_the_plant_request_still_works_the_planted_farmers(
+    make_service: Any, backend: StandInBackend
+) -> None:
+    """SIGTERM while the backend is planting: the plant lands (stakes burnt), so the pooler
+    waits for it and submits works for those farmers at once instead of abandoning them."""
+    service = make_service(early_work_fraction=None, min_mine_seconds=8.0)
+    run = asyncio.create_task(service.run())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while service.status().phase != "planting":
+        assert loop.time() < deadline, service.status().phase
+        await asyncio.sleep(0.005)
+    service.request_stop()
+    await asyncio.wait_for(run, timeout=60)
+    planted = {index for _, index in backend.plantings}
+    assert planted, "the plant-request in flight planted nobody"
+    for index in planted:
+        farmers = {f for f, i in backend.plantings if i == index}
+        assert {w["farmer_id"] for w in backend.works.get(index, [])} == farmers, index
+
+
 async def test_graceful_stop_finishes_the_block_and_the_status_renders(
     make_service: Any, backend: StandInBackend
 ) -> None:

@@ -292,8 +292,14 @@ class PoolerService:
         self.phase = "waiting"
 
     async def shutdown(self) -> None:
-        """Finish or hand back the work in flight, then release everything."""
+        """Finish or hand back the work in flight, then release everything. A plant-request
+        in flight is waited for first: farmers it planted are worked at once, not left to
+        lose their stakes."""
         self.phase = "stopping"
+        plant = self.plant_task
+        if plant is not None and not plant.done():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(plant), timeout=30)
         active = self.active
         if active is not None and active.task is not None and not active.task.done():
             active.rush.set()  # stop mining; submit the best found while the block is open
@@ -554,8 +560,10 @@ class PoolerService:
             block_start=block.block_start,
         )
         self._note(f"block {index}: {len(block.planted)} planted, {len(answer.failed)} failed")
-        if self.active is None and not self._stop.is_set() and index not in self.finished:
-            self._start_work(block)
+        if self.active is None and index not in self.finished:
+            started = self._start_work(block)
+            if self._stop.is_set():  # planted while stopping: their stakes are at risk, so a
+                started.rush.set()  # short search and the works at once, rather than nothing
 
     async def _block_start(self, index: int, fallback: float) -> int:
         """``FarmBlock.timestamp`` of block ``index`` (read again: the plant may have
@@ -576,10 +584,11 @@ class PoolerService:
 
     # ================================================================= working
 
-    def _start_work(self, block: BlockState) -> None:
+    def _start_work(self, block: BlockState) -> _Active:
         active = _Active(block=block)
         self.active = active
         active.task = asyncio.create_task(self._work(active))
+        return active
 
     async def _work(self, active: _Active) -> None:
         block = active.block
@@ -618,6 +627,7 @@ class PoolerService:
                 await mining
             if not active.closed.is_set():
                 self.phase = "submitting"
+                await self._fill_missing(active)
                 await self._submit_all(active, early=False)
             active.submitted.set()
             self._save()
@@ -709,6 +719,30 @@ class PoolerService:
             )
         finally:
             active.mining = False
+
+    async def _fill_missing(self, active: _Active) -> None:
+        """Every planted farmer gets a work: one the miner never reached (mining stopped
+        early: a stop, a late plant) gets a short search now, so its stake is not lost."""
+        block = active.block
+        for farmer_id, planted in block.planted.items():
+            if farmer_id in block.best:
+                continue
+            start = block.next_nonce.get(farmer_id, 0)
+            try:
+                sol = await asyncio.to_thread(
+                    self.searcher,
+                    block.index,
+                    block.entropy_bytes,
+                    planted.wallet,
+                    start_nonce=start,
+                    max_hashes=4096,
+                    threads=1,
+                )
+            except Exception as exc:  # an external miner that fails: the others still go
+                log.warning("pooler.quick_search_failed", farmer_id=farmer_id, error=str(exc))
+                continue
+            self._improved(active, farmer_id, sol)
+            block.next_nonce[farmer_id] = start + sol.hashes_done
 
     def _improved(self, active: _Active, farmer_id: str, sol: Solution) -> None:
         block = active.block
