@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -281,33 +281,32 @@ async def delete_pail(session: AsyncSession, pail_id: int) -> None:
 async def successful_plantings(
     session: AsyncSession, pairs: Iterable[tuple[uuid.UUID, int]]
 ) -> dict[tuple[uuid.UUID, int], Planting]:
-    pairs = list(pairs)
-    if not pairs:
-        return {}
-    query = select(Planting).where(
-        Planting.status == EventStatus.SUCCEEDED.value,
-        Planting.farmer_id.in_({f for f, _ in pairs}),
-        Planting.block_index.in_({b for _, b in pairs}),
-    )
-    wanted = set(pairs)
-    rows = (await session.scalars(query)).all()
-    return {(p.farmer_id, p.block_index): p for p in rows if (p.farmer_id, p.block_index) in wanted}
+    return await _succeeded(session, Planting, pairs)
 
 
 async def successful_harvests(
     session: AsyncSession, pairs: Iterable[tuple[uuid.UUID, int]]
 ) -> dict[tuple[uuid.UUID, int], Harvest]:
-    pairs = list(pairs)
-    if not pairs:
-        return {}
-    query = select(Harvest).where(
-        Harvest.status == EventStatus.SUCCEEDED.value,
-        Harvest.farmer_id.in_({f for f, _ in pairs}),
-        Harvest.block_index.in_({b for _, b in pairs}),
-    )
+    return await _succeeded(session, Harvest, pairs)
+
+
+E = TypeVar("E", Planting, Harvest)
+
+
+async def _succeeded(
+    session: AsyncSession, model: type[E], pairs: Iterable[tuple[uuid.UUID, int]]
+) -> dict[tuple[uuid.UUID, int], E]:
+    """The succeeded event rows of these (farmer, block) pairs, keyed by the pair."""
     wanted = set(pairs)
+    if not wanted:
+        return {}
+    query = select(model).where(
+        model.status == EventStatus.SUCCEEDED.value,
+        model.farmer_id.in_({f for f, _ in wanted}),
+        model.block_index.in_({b for _, b in wanted}),
+    )
     rows = (await session.scalars(query)).all()
-    return {(h.farmer_id, h.block_index): h for h in rows if (h.farmer_id, h.block_index) in wanted}
+    return {(r.farmer_id, r.block_index): r for r in rows if (r.farmer_id, r.block_index) in wanted}
 
 
 async def accepted_works(

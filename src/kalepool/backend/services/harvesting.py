@@ -386,12 +386,6 @@ async def _harvest_one(
         return await _record_attempt(ops, pail, failure_of(exc), in_doubt=False)
 
 
-def _fee_entry(
-    farmer_id: uuid.UUID, block: int, tx_hash: str | None, fee: int, what: str
-) -> list[journal.Entry]:
-    return journal.xlm_fee(farmer_id, fee, tx_hash, what, block_index=block)
-
-
 async def _record_harvested(
     ops: ChainOps, pail: Pail, farmer: Farmer, pooler_bps: int, outcome: HarvestOutcome
 ) -> _Outcome:
@@ -417,8 +411,12 @@ async def _record_harvested(
             .returning(Harvest.id)
         )
         inserted = (await session.execute(statement)).first() is not None
-        entries = _fee_entry(
-            farmer.id, block, outcome.tx_hash, outcome.fee_charged, f"fee of the harvest of block {block}"
+        entries = journal.xlm_fee(
+            farmer.id,
+            outcome.fee_charged,
+            outcome.tx_hash,
+            f"fee of the harvest of block {block}",
+            block_index=block,
         )
         if inserted:
             entries += _split_entries(farmer.id, pail.pooler_id, block, stake, split, outcome.tx_hash)
@@ -542,17 +540,7 @@ async def _reconcile_missing(ops: ChainOps, pail: Pail, failure: Failure) -> _Ou
 
 async def _record_lost(ops: ChainOps, pail: Pail, failure: Failure) -> _Outcome:
     async with ops.db.transaction() as session:
-        session.add(_failed_row(pail, failure))
-        await journal.record(
-            session,
-            _fee_entry(
-                pail.farmer_id,
-                pail.block_index,
-                failure.tx_hash,
-                failure.fee_charged,
-                f"fee of a failed harvest ({failure.code})",
-            ),
-        )
+        await _record_failed(session, pail, failure)
         await q.release(session, pail.id, state=PailState.LOST.value, last_error=failure.code)
     log.warning("pail lost", farmer_id=str(pail.farmer_id), block_index=pail.block_index, reason=failure.code)
     ops.metrics.harvests.labels(result="lost").inc()
@@ -568,17 +556,7 @@ async def _record_unworked(ops: ChainOps, pail: Pail, failure: Failure) -> _Outc
         failure.fee_charged,
     )
     async with ops.db.transaction() as session:
-        session.add(_failed_row(pail, blame))
-        await journal.record(
-            session,
-            _fee_entry(
-                pail.farmer_id,
-                pail.block_index,
-                failure.tx_hash,
-                failure.fee_charged,
-                "fee of a failed harvest (not_worked)",
-            ),
-        )
+        await _record_failed(session, pail, blame)
         await q.release(session, pail.id, state=PailState.UNWORKED.value, last_error="not_worked")
         await record_compensation(
             session,
@@ -599,17 +577,7 @@ async def _record_attempt(ops: ChainOps, pail: Pail, failure: Failure, *, in_dou
         if in_doubt:  # keep the envelope: the next claim resumes it by hash
             await q.release(session, pail.id, last_error=failure.code)
         else:
-            session.add(_failed_row(pail, failure))
-            await journal.record(
-                session,
-                _fee_entry(
-                    pail.farmer_id,
-                    pail.block_index,
-                    failure.tx_hash,
-                    failure.fee_charged,
-                    f"fee of a failed harvest ({failure.code})",
-                ),
-            )
+            await _record_failed(session, pail, failure)
             await q.release(
                 session,
                 pail.id,
@@ -623,18 +591,26 @@ async def _record_attempt(ops: ChainOps, pail: Pail, failure: Failure, *, in_dou
     return _Outcome(pail, failure=failure, fee=failure.fee_charged)
 
 
-def _failed_row(pail: Pail, failure: Failure) -> Harvest:
-    return Harvest(
-        farmer_id=pail.farmer_id,
-        pooler_id=pail.pooler_id,
-        block_index=pail.block_index,
-        status=EventStatus.FAILED.value,
-        tx_hash=failure.tx_hash,
-        fee_charged=failure.fee_charged or None,
-        error_code=failure.code,
-        error_message=failure.message[:1000],
-        attributed_to=failure.attributed_to.value,
+async def _record_failed(session: AsyncSession, pail: Pail, failure: Failure) -> None:
+    """A failed ``harvests`` row, and the XLM fee the transaction cost (if it was applied)."""
+    session.add(
+        Harvest(
+            farmer_id=pail.farmer_id,
+            pooler_id=pail.pooler_id,
+            block_index=pail.block_index,
+            status=EventStatus.FAILED.value,
+            tx_hash=failure.tx_hash,
+            fee_charged=failure.fee_charged or None,
+            error_code=failure.code,
+            error_message=failure.message[:1000],
+            attributed_to=failure.attributed_to.value,
+        )
     )
+    usage = f"fee of a failed harvest ({failure.code})"
+    fee = journal.xlm_fee(
+        pail.farmer_id, failure.fee_charged, failure.tx_hash, usage, block_index=pail.block_index
+    )
+    await journal.record(session, fee)
 
 
 # --- closing blocks -----------------------------------------------------------------------
