@@ -144,6 +144,12 @@ class BackendSettings(BaseModel):
     payout_retry_seconds: float = Field(
         default=3600.0, ge=0, description="seconds before a farmer's failed payout is tried again"
     )
+    payout_transient_retry_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="seconds before a payout that failed for a transient reason (a sequence number "
+        "another process used, an RPC timeout) is tried again",
+    )
     payout_batch: int = Field(default=500, ge=1, description="farmers one payout run looks at most")
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ from sqlalchemy import update
 from stellar_sdk import Keypair
 
 from kalepool.backend import journal
-from kalepool.backend.chain import Chain, OnSigned, PaymentOutcome
+from kalepool.backend.chain import Chain, ChainError, OnSigned, PaymentOutcome
 from kalepool.backend.custody import Keyring
 from kalepool.backend.db.models import BalanceChange, Farmer, Payout
 from kalepool.backend.db.session import Database
@@ -230,6 +230,59 @@ async def test_a_payout_wallet_without_trustline_fails_and_backs_off(
     retried = await closing(controls, Payouts(replace(api.context.ops, settings=settings)).run_once())
     assert retried.failed == 1 and len(await rows(api, Payout)) == 2
     assert await payout_lines(api, farmer) == [] and await controls.sent() == []
+
+
+class _SequenceTakenOnce:
+    """The chain as seen while another process uses the account: the first payment is
+    refused ``bad_sequence`` (twice, so even the gateway's rebuild lost), nothing sent."""
+
+    def __init__(self, inner: Chain) -> None:
+        self.inner = inner
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def pay(
+        self, keypair: Keypair, destination: str, amount: int, *, on_signed: OnSigned | None = None
+    ) -> PaymentOutcome:
+        if not self.refused:
+            self.refused += 1
+            raise ChainError("txBAD_SEQ twice", code="bad_sequence")
+        return await self.inner.pay(keypair, destination, amount, on_signed=on_signed)
+
+
+async def test_a_payout_refused_for_its_sequence_is_tried_again_in_seconds(
+    payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    api = payout_world
+    _farmer, wallet = await harvested_farmer(api, devnet, controls, dev_chain, wallet_kale=1)
+    flaky = _SequenceTakenOnce(dev_chain)
+    settings = api.context.ops.settings.model_copy(
+        update={"payout_retry_seconds": 3600, "payout_transient_retry_seconds": 0}
+    )
+    ops = replace(api.context.ops, chain=flaky, settings=settings)
+    first = await closing(controls, Payouts(ops).run_once())
+    assert (first.paid, first.failed) == (0, 1)
+    (failed,) = await rows(api, Payout)
+    assert failed.error and failed.error.startswith("bad_sequence")
+    before = await kale_of(dev_chain, wallet)
+    second = await closing(controls, Payouts(ops).run_once())  # not an hour later: now
+    assert second.paid == 1 and await kale_of(dev_chain, wallet) > before
+
+
+async def test_a_transient_failure_still_waits_its_own_backoff(
+    payout_world: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    api = payout_world
+    await harvested_farmer(api, devnet, controls, dev_chain, wallet_kale=1)
+    settings = api.context.ops.settings.model_copy(
+        update={"payout_retry_seconds": 0, "payout_transient_retry_seconds": 3600}
+    )
+    ops = replace(api.context.ops, chain=_SequenceTakenOnce(dev_chain), settings=settings)
+    assert (await closing(controls, Payouts(ops).run_once())).failed == 1
+    again = await closing(controls, Payouts(ops).run_once())
+    assert (again.paid, again.skipped) == (0, 1)
 
 
 async def test_a_leaving_farmer_is_paid_everything_it_owns_then_departs(

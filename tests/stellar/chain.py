@@ -33,11 +33,11 @@ class Chain:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    async def control(self, method: str, **params: Any) -> Any:
-        body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params or None}
+    async def control(self, rpc_method: str, /, **params: Any) -> Any:
+        body = {"jsonrpc": "2.0", "id": next(self._ids), "method": rpc_method, "params": params or None}
         data = (await self.http.post(self.rpc_url, json=body)).json()
         if "error" in data:
-            raise RuntimeError(f"{method}: {data['error']}")
+            raise RuntimeError(f"{rpc_method}: {data['error']}")
         return data["result"]
 
     async def close_ledgers(self, count: int = 1) -> dict[str, Any]:

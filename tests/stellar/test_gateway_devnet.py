@@ -400,15 +400,56 @@ async def test_work_for_a_closed_block_is_not_sent(gateway: FarmGateway, chain: 
 # ========================================================= transaction errors
 
 
-async def test_bad_sequence_is_rejected_then_healed(gateway: FarmGateway, chain: Chain) -> None:
+async def test_bad_sequence_is_rebuilt_once_as_a_new_intent(gateway: FarmGateway, chain: Chain) -> None:
     payer = await chain.new_account()
     receiver = await chain.new_account()
     await chain.run_one(gateway.pay(payer, receiver.public_key, 1))
     gateway.pipeline.sequences._cached[payer.public_key] += 5  # a stale cache
+    intents: list[str] = []
+
+    async def record(tx_hash: str, envelope_xdr: str) -> None:
+        intents.append(tx_hash)
+
+    outcome = await chain.run_one(gateway.pay(payer, receiver.public_key, 2, on_signed=record))
+    assert outcome.payments[0].amount == 2
+    assert len(intents) == 2 and intents[-1] == outcome.tx_hash  # the refused one, then the rebuilt one
+    assert intents[0] != intents[1]
+
+
+async def test_two_processes_signing_for_one_account_lose_nothing(devnet: DevnetHandle, chain: Chain) -> None:
+    """Each gateway caches the account's sequence; the other one's payments make it stale.
+    Every payment still lands (txBAD_SEQ answered by a rebuilt transaction)."""
+    payer = await chain.new_account()
+    receiver = await chain.new_account()
+    first = FarmGateway.from_settings(devnet_settings([devnet.rpc_url]))
+    second = FarmGateway.from_settings(devnet_settings([devnet.rpc_url]))
+    try:
+        amounts = []
+        for i in range(1, 7):
+            gw = first if i % 3 else second
+            amounts.append((await chain.run_one(gw.pay(payer, receiver.public_key, i))).payments[0].amount)
+    finally:
+        await first.close()
+        await second.close()
+    assert amounts == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_bad_sequence_twice_is_refused(gateway: FarmGateway, chain: Chain) -> None:
+    """The rebuild happens once: a chain that keeps refusing the sequence is reported."""
+    payer = await chain.new_account()
+    receiver = await chain.new_account()
+    real_load = gateway.pipeline.sequences._load
+
+    async def wrong_load(account: str) -> int:
+        return await real_load(account) + 5
+
+    gateway.pipeline.sequences._load = wrong_load
+    await chain.requests(clear=True)
     with pytest.raises(TxRejected) as info:
         await gateway.pay(payer, receiver.public_key, 2)
     assert info.value.result_code == "txBAD_SEQ"
-    assert (await chain.run_one(gateway.pay(payer, receiver.public_key, 3))).payments[0].amount == 3
+    sent = await chain.requests("sendTransaction")
+    assert len(sent) == 2
 
 
 async def test_failed_payment_names_the_operation(gateway: FarmGateway, chain: Chain) -> None:

@@ -11,7 +11,7 @@ Error codes: farm contract errors are their names in snake case (``pail_exists``
 ``BalanceError`` ``insufficient_kale`` (both the farmer's); ``account_not_found`` and
 ``txINSUFFICIENT_BALANCE`` (``insufficient_xlm``) are the farmer's too; the network's are
 ``network_error`` / ``rpc_timeout`` (:class:`ChainUnavailable`), ``tx_in_doubt``,
-``tx_expired``, ``race_lost``, ``tx_rejected``, ``tx_failed``, ``tx_throttled``,
+``tx_expired``, ``race_lost``, ``bad_sequence``, ``tx_rejected``, ``tx_failed``, ``tx_throttled``,
 ``simulation_failed``.
 """
 
@@ -65,6 +65,7 @@ from kalepool.stellar import TxExpired as GatewayTxExpired
 from kalepool.stellar import TxInDoubt as GatewayTxInDoubt
 from kalepool.stellar.decode import account_state, trustline_state
 from kalepool.stellar.gateway import DEFAULT_BASE_RESERVE
+from kalepool.stellar.sequences import AccountLock
 
 __all__ = ["GatewayChain", "translate_error"]
 
@@ -80,6 +81,7 @@ _TOKEN_CODES = {
 _REJECTED = {
     "txINSUFFICIENT_BALANCE": ("insufficient_xlm", _F, "the custodial account cannot pay the XLM fee"),
     "txNO_ACCOUNT": ("account_not_found", _F, "the custodial account does not exist on chain"),
+    "txBAD_SEQ": ("bad_sequence", _C, "another transaction used the account's sequence number"),
 }
 
 
@@ -163,6 +165,10 @@ class GatewayChain:
 
     async def aclose(self) -> None:
         await self.gateway.close()
+
+    def use_account_lock(self, lock: AccountLock | None) -> None:
+        """Sign for each account under ``lock(account)`` too (shared between processes)."""
+        self.gateway.use_account_lock(lock)
 
     # ---------------------------------------------------------------------- reads
 

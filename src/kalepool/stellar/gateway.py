@@ -73,6 +73,7 @@ from kalepool.stellar.outcomes import (
     WorkOutcome,
 )
 from kalepool.stellar.rpc import RpcClient
+from kalepool.stellar.sequences import AccountLock
 from kalepool.stellar.submit import (
     Executed,
     OnSigned,
@@ -172,6 +173,11 @@ class FarmGateway:
             poll_interval=settings.poll_interval,
             on_signed=on_signed,
         )
+
+    def use_account_lock(self, lock: AccountLock | None) -> None:
+        """Hold ``lock(account)`` (shared with other processes signing for the same
+        accounts) around each transaction of an account, besides this process's own lock."""
+        self.pipeline.sequences.external = lock
 
     async def close(self) -> None:
         close = getattr(self.pipeline.submitter, "close", None)

@@ -17,18 +17,27 @@ its end. The pipeline settles the slot with one of:
   until it has: a replacement signed with a fresh sequence could land as well.
 
 A slot left unsettled (an exception escaped) drops the cached number.
+
+Other processes may sign for the same accounts (a backend's API and its workers, two
+backends on one database). Give the manager an ``external`` lock (e.g. a PostgreSQL
+advisory lock per account, :mod:`kalepool.backend.db.account_locks`): it is held, after
+the in-process lock, for the same build → poll span, and since another holder may have
+used the account meanwhile, the cached number is not trusted across two holds of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Generic, TypeVar
 
-__all__ = ["AccountSlot", "SequenceManager"]
+__all__ = ["AccountLock", "AccountSlot", "SequenceManager"]
 
 P = TypeVar("P")
+
+#: ``lock(account)``: an async context manager held while ``account`` signs and sends.
+AccountLock = Callable[[str], AbstractAsyncContextManager[object]]
 
 
 class SequenceManager(Generic[P]):
@@ -38,8 +47,9 @@ class SequenceManager(Generic[P]):
         :class:`~kalepool.stellar.errors.AccountNotFound` when there is no account).
     """
 
-    def __init__(self, load: Callable[[str], Awaitable[int]]) -> None:
+    def __init__(self, load: Callable[[str], Awaitable[int]], *, external: AccountLock | None = None) -> None:
         self._load = load
+        self.external = external
         self._locks: dict[str, asyncio.Lock] = {}
         self._cached: dict[str, int] = {}
         self._doubt: dict[str, P] = {}
@@ -66,11 +76,22 @@ class SequenceManager(Generic[P]):
         if lock is None:
             lock = self._locks[account] = asyncio.Lock()
         async with lock:
-            slot = AccountSlot(self, account)
-            try:
-                yield slot
-            finally:
-                slot._close()
+            if self.external is None:
+                async with self._slot(account) as slot:
+                    yield slot
+                return
+            async with self.external(account):
+                self.forget(account)  # another process may have used it since our last hold
+                async with self._slot(account) as slot:
+                    yield slot
+
+    @asynccontextmanager
+    async def _slot(self, account: str) -> AsyncIterator[AccountSlot[P]]:
+        slot = AccountSlot(self, account)
+        try:
+            yield slot
+        finally:
+            slot._close()
 
 
 class AccountSlot(Generic[P]):

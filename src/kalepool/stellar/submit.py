@@ -104,6 +104,7 @@ log = structlog.get_logger(__name__)
 A = TypeVar("A")
 B = TypeVar("B")
 C = TypeVar("C")
+S = TypeVar("S")
 
 #: ``on_signed(tx_hash, envelope_xdr)``: awaited after signing, before sending.
 OnSigned = Callable[[str, str], Awaitable[None]]
@@ -113,6 +114,8 @@ POLL_BACKOFF = 1.5
 POLL_BACKOFF_CAP = 4.0
 #: How many ledgers a signed auth entry stays valid beyond the transaction's window.
 AUTH_LEDGER_MARGIN = 20
+#: Transactions built anew after a ``txBAD_SEQ`` refusal, per action.
+BAD_SEQ_REBUILDS = 1
 
 
 # ------------------------------------------------------------------- values
@@ -485,36 +488,64 @@ class Pipeline:
         submitter = self.submitter
         async with self.sequences.account(source.public_key) as slot:
             await self._clear_doubt(slot, submitter)
-            sequence, ledger, fee = await _all(
-                slot.current(), self.rpc.latest_ledger(), self.fees.soroban_fee()
-            )
-            if submitter.inclusion_fee_cap is not None:
-                fee = min(fee, submitter.inclusion_fee_cap)
-            timeout = self.tx_timeout
-            base = _time_base(ledger.close_time)
-            if submitter.timeout_cap is not None:
-                # a relay checks the cap against its own (wall) clock
-                timeout = min(timeout, submitter.timeout_cap)
-                base = int(time.time())
-            envelope = (
-                TransactionBuilder(Account(source.public_key, sequence), self.passphrase, base_fee=fee)
-                .append_invoke_contract_function_op(contract_id, function, list(args))
-                .add_time_bounds(0, base + timeout)
-                .build()
-            )
-            sim = await self._simulate(envelope)
-            if self._sign_auth(envelope, sim, auth or {}, ledger.sequence + AUTH_LEDGER_MARGIN + timeout):
+
+            async def build() -> tuple[TransactionEnvelope, Simulation]:
+                sequence, ledger, fee = await _all(
+                    slot.current(), self.rpc.latest_ledger(), self.fees.soroban_fee()
+                )
+                if submitter.inclusion_fee_cap is not None:
+                    fee = min(fee, submitter.inclusion_fee_cap)
+                timeout = self.tx_timeout
+                base = _time_base(ledger.close_time)
+                if submitter.timeout_cap is not None:
+                    # a relay checks the cap against its own (wall) clock
+                    timeout = min(timeout, submitter.timeout_cap)
+                    base = int(time.time())
+                envelope = (
+                    TransactionBuilder(Account(source.public_key, sequence), self.passphrase, base_fee=fee)
+                    .append_invoke_contract_function_op(contract_id, function, list(args))
+                    .add_time_bounds(0, base + timeout)
+                    .build()
+                )
                 sim = await self._simulate(envelope)
-            if check is not None:
-                check(sim)
-            _assemble(envelope, sim.response)
-            envelope.sign(source)
+                valid_until = ledger.sequence + AUTH_LEDGER_MARGIN + timeout
+                if self._sign_auth(envelope, sim, auth or {}, valid_until):
+                    sim = await self._simulate(envelope)
+                if check is not None:
+                    check(sim)
+                _assemble(envelope, sim.response)
+                envelope.sign(source)
+                return envelope, sim
+
+            envelope, sim, signed, result = await self._send_built(slot, build, submitter, on_signed)
+            return Executed(signed, result, sim, envelope)
+
+    async def _send_built(
+        self,
+        slot: AccountSlot[SignedTx],
+        build: Callable[[], Awaitable[tuple[TransactionEnvelope, S]]],
+        submitter: Submitter,
+        on_signed: OnSigned | None,
+    ) -> tuple[TransactionEnvelope, S, SignedTx, TxResult]:
+        """Record, send and follow what ``build`` signed. A ``txBAD_SEQ`` refusal (another
+        process used the account: the transaction never entered a ledger) is answered
+        once with a transaction built anew on the sequence read from chain, recorded as a
+        new intent before it is sent."""
+        for attempt in range(1, BAD_SEQ_REBUILDS + 2):
+            envelope, extra = await build()
             signed = SignedTx.from_envelope(envelope)
             await self._record(signed, on_signed)
-            result = await self._submit(slot, signed, submitter)
+            try:
+                result = await self._submit(slot, signed, submitter)
+            except TxRejected as exc:
+                if exc.result_code != "txBAD_SEQ" or attempt > BAD_SEQ_REBUILDS:
+                    raise
+                log.info("tx.bad_seq_rebuilt", account=slot.account, tx_hash=signed.tx_hash)
+                continue
             if not result.success:
                 raise await self._failure(result, signed)
-            return Executed(signed, result, sim, envelope)
+            return envelope, extra, signed, result
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _simulate(self, envelope: TransactionEnvelope) -> Simulation:
         response = await self.rpc.simulate(envelope)
@@ -570,32 +601,32 @@ class Pipeline:
     async def classic(
         self,
         source: Keypair,
-        build: Callable[[TransactionBuilder], object],
+        build_ops: Callable[[TransactionBuilder], object],
         *,
         signers: Sequence[Keypair] = (),
         on_signed: OnSigned | None = None,
     ) -> Executed:
-        """A classic transaction: ``build`` appends its operations (fee: the classic
+        """A classic transaction: ``build_ops`` appends its operations (fee: the classic
         inclusion bid per operation); signed by ``source`` and ``signers``."""
         async with self.sequences.account(source.public_key) as slot:
             await self._clear_doubt(slot, self.direct)
-            sequence, ledger, fee = await _all(
-                slot.current(), self.rpc.latest_ledger(), self.fees.classic_fee()
-            )
-            builder = TransactionBuilder(
-                Account(source.public_key, sequence), self.passphrase, base_fee=fee
-            ).add_time_bounds(0, _time_base(ledger.close_time) + self.tx_timeout)
-            build(builder)
-            envelope = builder.build()
-            envelope.sign(source)
-            for signer in signers:
-                if signer.public_key != source.public_key:
-                    envelope.sign(signer)
-            signed = SignedTx.from_envelope(envelope)
-            await self._record(signed, on_signed)
-            result = await self._submit(slot, signed, self.direct)
-            if not result.success:
-                raise await self._failure(result, signed)
+
+            async def build() -> tuple[TransactionEnvelope, None]:
+                sequence, ledger, fee = await _all(
+                    slot.current(), self.rpc.latest_ledger(), self.fees.classic_fee()
+                )
+                builder = TransactionBuilder(
+                    Account(source.public_key, sequence), self.passphrase, base_fee=fee
+                ).add_time_bounds(0, _time_base(ledger.close_time) + self.tx_timeout)
+                build_ops(builder)
+                envelope = builder.build()
+                envelope.sign(source)
+                for signer in signers:
+                    if signer.public_key != source.public_key:
+                        envelope.sign(signer)
+                return envelope, None
+
+            envelope, _, signed, result = await self._send_built(slot, build, self.direct, on_signed)
             return Executed(signed, result, None, envelope)
 
     # ------------------------------------------------------------ resume

@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from kalepool.backend.db.account_locks import AccountLocks
+
 __all__ = ["Database", "normalize_url", "sync_engine"]
 
 
@@ -37,6 +39,8 @@ class Database:
             self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        #: the per-account signing locks every process on this database shares
+        self.account_locks = AccountLocks(self.url)
 
     def __repr__(self) -> str:
         return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -61,4 +65,5 @@ class Database:
             return None if revision is None else str(revision)
 
     async def dispose(self) -> None:
+        await self.account_locks.aclose()
         await self.engine.dispose()

@@ -38,6 +38,12 @@ class ChainOps:
     settings: BackendSettings
     metrics: Metrics = field(default_factory=Metrics)
 
+    def __post_init__(self) -> None:
+        # every process signing for custodial accounts takes the same per-account lock
+        share = getattr(self.chain, "use_account_lock", None)
+        if share is not None:
+            share(self.db.account_locks.hold)
+
 
 def claimant_id(kind: str) -> str:
     """A unique name for one request or worker run: ``kind@host:pid:random``."""

@@ -13,7 +13,9 @@ The rule (see ``docs/backend.md``, "Payouts"), per farmer, from the KALE journal
   ``backend.payout_min_amount`` (any positive amount for a leaving farmer). The stake of
   the next plant is a share of what is left, so it never needs more than that.
 * A farmer with a plant or harvest in flight, with too little XLM for the fee, or with a
-  failed payout younger than ``backend.payout_retry_seconds`` is skipped this run.
+  failed payout younger than ``backend.payout_retry_seconds`` is skipped this run (a
+  transient failure, such as a sequence number another process used, waits only
+  ``backend.payout_transient_retry_seconds``).
 
 Intent first: a ``payouts`` row (``pending``) is committed before anything is signed; the
 gateway's ``on_signed`` hook records the envelope and hash (``submitted``) before sending;
@@ -31,7 +33,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -53,6 +55,7 @@ from kalepool.backend.enums import (
 )
 from kalepool.backend.logs import get_logger
 from kalepool.backend.services.common import ChainOps, failure_of
+from kalepool.settings import BackendSettings
 
 __all__ = ["FeeOwner", "Owed", "PayoutRun", "owed_to", "pay_farmers", "pay_platform", "pay_poolers"]
 
@@ -192,18 +195,12 @@ async def _decide(ops: ChainOps, farmer: Farmer, run: PayoutRun) -> Payout | Non
     leaving = farmer.status == FarmerStatus.LEAVING.value
     async with ops.db.transaction() as session:
         now = await q.db_now(session)
-        last_failure = (
-            await session.execute(
-                select(func.max(Payout.updated_at)).where(
-                    Payout.farmer_id == farmer.id, Payout.status == PayoutStatus.FAILED.value
-                )
-            )
-        ).scalar_one()
+        last_failure = await _last_failure(session, Payout.farmer_id == farmer.id)
         states = set(
             (await session.scalars(select(Pail.state).where(Pail.farmer_id == farmer.id).distinct())).all()
         )
         figures = await owed_to(session, farmer.id)
-    if last_failure is not None and now - last_failure < timedelta(seconds=settings.payout_retry_seconds):
+    if _backing_off(last_failure, now, settings):
         run.skipped += 1
         return None
     if states & set(_UNSETTLED if leaving else _BUSY):
@@ -347,19 +344,13 @@ async def _pay_fee_owner(ops: ChainOps, owner: FeeOwner, run: PayoutRun) -> None
         async with ops.db.transaction() as session:
             now = await q.db_now(session)
             claim = await owner.claim(session)
-            last_failure = (
-                await session.execute(
-                    select(func.max(Payout.updated_at)).where(
-                        owner.owns(),
-                        Payout.status == PayoutStatus.FAILED.value,
-                        Payout.recipient_farmer_id.is_(None),  # compensations have their own backoff
-                    )
-                )
-            ).scalar_one()
+            last_failure = await _last_failure(
+                session, owner.owns(), Payout.recipient_farmer_id.is_(None)
+            )  # compensations have their own backoff
             held = await owner.held(session)
         if claim < settings.payout_min_amount:
             return
-        if last_failure is not None and now - last_failure < timedelta(seconds=settings.payout_retry_seconds):
+        if _backing_off(last_failure, now, settings):
             run.skipped += 1
             return
         smallest = settings.fee_payout_min_source  # dust waits: one transaction per account
@@ -410,19 +401,20 @@ async def _settle_compensations(ops: ChainOps, owner: FeeOwner, run: PayoutRun) 
             f.id: f for f in (await session.scalars(select(Farmer).where(Farmer.id.in_(due)))).all()
         }
         now = await q.db_now(session)
-        failed_at = dict(
-            (
-                await session.execute(
-                    select(Payout.recipient_farmer_id, func.max(Payout.updated_at))
-                    .where(
-                        Payout.pooler_id == owner.pooler_id,
-                        Payout.recipient_farmer_id.in_(due),
-                        Payout.status == PayoutStatus.FAILED.value,
-                    )
-                    .group_by(Payout.recipient_farmer_id)
+        failed_at: dict[uuid.UUID, tuple[datetime, str | None]] = {}
+        for recipient, at, error in (
+            await session.execute(
+                select(Payout.recipient_farmer_id, Payout.updated_at, Payout.error)
+                .where(
+                    Payout.pooler_id == owner.pooler_id,
+                    Payout.recipient_farmer_id.in_(due),
+                    Payout.status == PayoutStatus.FAILED.value,
                 )
-            ).all()
-        )
+                .order_by(Payout.updated_at.desc())
+            )
+        ).all():
+            if recipient is not None:
+                failed_at.setdefault(recipient, (at, error))  # the newest failure of each
     order = sorted(due, key=str)
     for farmer_id in order:  # pass 1: in place, no transaction
         own = min(due[farmer_id], held.get(farmer_id, 0))
@@ -430,11 +422,9 @@ async def _settle_compensations(ops: ChainOps, owner: FeeOwner, run: PayoutRun) 
             held[farmer_id] -= own
             due[farmer_id] -= own
             run.amount += own
-    backoff = timedelta(seconds=settings.payout_retry_seconds)
     for farmer_id in order:  # pass 2: payments from the other accounts
         amount = due[farmer_id]
-        last = failed_at.get(farmer_id)
-        if amount <= 0 or (last is not None and now - last < backoff):
+        if amount <= 0 or _backing_off(failed_at.get(farmer_id), now, settings):
             continue
         sources = sorted(
             (
@@ -464,14 +454,51 @@ async def _settle_compensations(ops: ChainOps, owner: FeeOwner, run: PayoutRun) 
 
 async def _failed_lately(ops: ChainOps, owner: FeeOwner, recipient_id: uuid.UUID) -> bool:
     async with ops.db.transaction() as session:
-        query = select(func.max(Payout.updated_at)).where(
-            Payout.pooler_id == owner.pooler_id,
-            Payout.recipient_farmer_id == recipient_id,
-            Payout.status == PayoutStatus.FAILED.value,
+        last = await _last_failure(
+            session, Payout.pooler_id == owner.pooler_id, Payout.recipient_farmer_id == recipient_id
         )
-        last = (await session.execute(query)).scalar_one()
         now = await q.db_now(session)
-    return last is not None and now - last < timedelta(seconds=ops.settings.payout_retry_seconds)
+    return _backing_off(last, now, ops.settings)
+
+
+#: Failures that say nothing about the payout or its wallet (another process used the
+#: account, the network stalled, a lost race): tried again after
+#: ``backend.payout_transient_retry_seconds``, not ``payout_retry_seconds``.
+TRANSIENT_CODES = frozenset(
+    {
+        "bad_sequence",
+        "account_busy",
+        "rpc_timeout",
+        "network_error",
+        "chain_unavailable",
+        "tx_throttled",
+        "tx_expired",
+        "race_lost",
+    }
+)
+
+
+async def _last_failure(session: AsyncSession, *where: Any) -> tuple[datetime, str | None] | None:
+    """When the newest failed payout matching ``where`` failed, and its error."""
+    query = (
+        select(Payout.updated_at, Payout.error)
+        .where(Payout.status == PayoutStatus.FAILED.value, *where)
+        .order_by(Payout.updated_at.desc())
+        .limit(1)
+    )
+    row = (await session.execute(query)).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def _backing_off(last: tuple[datetime, str | None] | None, now: datetime, settings: BackendSettings) -> bool:
+    """Whether a failure at ``last`` (time, error) is too recent to try again."""
+    if last is None:
+        return False
+    at, error = last
+    code = (error or "").split(":", 1)[0]
+    transient = code in TRANSIENT_CODES
+    seconds = settings.payout_transient_retry_seconds if transient else settings.payout_retry_seconds
+    return now - at < timedelta(seconds=seconds)
 
 
 async def _settle_in_place(ops: ChainOps, owner: FeeOwner, farmer_id: uuid.UUID, amount: int) -> bool:
