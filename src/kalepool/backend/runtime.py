@@ -12,6 +12,7 @@ With a URL, migrations are an explicit step (``kalepool backend migrate``, or ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from kalepool.backend.chain import Chain, UnavailableChain
 from kalepool.backend.custody import Keyring
 from kalepool.backend.db import migrate
 from kalepool.backend.db.session import Database
-from kalepool.backend.logs import configure_logging, get_logger
+from kalepool.backend.logs import configure_logging, get_logger, protect
 from kalepool.settings import Settings
 
 __all__ = [
@@ -58,6 +59,23 @@ def database_target(settings: Settings) -> Iterator[DatabaseTarget]:
         yield DatabaseTarget(server.url, embedded=True)
 
 
+def _logging(settings: Settings) -> None:
+    """Configure logging, and redact the configured secrets from every line."""
+    import re
+
+    from sqlalchemy.engine import make_url
+
+    configure_logging(settings.log_level, json=settings.log_json)
+    backend = settings.backend
+    values: list[str | None] = [backend.admin_token.get_secret_value() if backend.admin_token else None]
+    if backend.master_key is not None:
+        values += re.split(r"[,\s]+", backend.master_key.get_secret_value())
+    if settings.database.url is not None:
+        with contextlib.suppress(Exception):  # an unparsable URL fails later, with its own message
+            values.append(make_url(settings.database.url.get_secret_value()).password)
+    protect(*values)
+
+
 def keyring_from(settings: Settings) -> Keyring:
     backend = settings.backend
     key = backend.master_key.get_secret_value() if backend.master_key else None
@@ -82,7 +100,7 @@ def serve(
     """Run the HTTP server until interrupted."""
     import uvicorn
 
-    configure_logging(settings.log_level, json=settings.log_json)
+    _logging(settings)
     keyring = keyring_from(settings)  # fail before starting anything if the key is missing
     if settings.backend.admin_token is None:
         log.warning("backend.admin_token is not set: the operator endpoints refuse every request")
@@ -137,7 +155,7 @@ def run_workers(settings: Settings, *, once: bool = False) -> dict[str, object] 
     from kalepool.backend.services.reconcile import ReconcileStatus
     from kalepool.backend.workers import AutoHarvester, Payouts, Reconciler, WorkerRunner
 
-    configure_logging(settings.log_level, json=settings.log_json)
+    _logging(settings)
     keyring = keyring_from(settings)
 
     async def run(url: str) -> dict[str, object] | None:

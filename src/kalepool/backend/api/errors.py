@@ -7,15 +7,24 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kalepool.backend.api.schemas import ErrorResponse
 from kalepool.backend.chain import ChainError, ChainUnavailable
 from kalepool.backend.custody import CustodyError
 from kalepool.backend.errors import BackendError, RateLimited
-from kalepool.backend.logs import get_logger
+from kalepool.backend.logs import describe, get_logger, redact
 
-__all__ = ["error_response", "install_error_handlers", "responses"]
+__all__ = [
+    "CHAIN_RETRY_AFTER",
+    "DATABASE_RETRY_AFTER",
+    "UnhandledErrors",
+    "error_response",
+    "install_error_handlers",
+    "responses",
+]
 
 log = get_logger(__name__)
 
@@ -41,6 +50,10 @@ _DESCRIPTIONS = {
     502: "The chain refused or failed the call",
     503: "The chain or the database is unavailable",
 }
+
+#: seconds a client is told to wait when the database, or the chain, does not answer
+DATABASE_RETRY_AFTER = 5
+CHAIN_RETRY_AFTER = 5
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -95,9 +108,15 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _chain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ChainError)
     request.app.state.backend.metrics.chain_errors.labels(code=exc.code).inc()
-    if isinstance(exc, ChainUnavailable):
-        return error_response(503, exc.code, exc.message)
-    return error_response(502, exc.code, exc.message)
+    if isinstance(exc, ChainUnavailable):  # its message names the RPC URL: never shown
+        log.warning("chain unavailable", path=request.url.path, error=describe(exc))
+        return error_response(
+            503,
+            exc.code,
+            "the chain cannot be reached; retry later",
+            headers={"Retry-After": str(CHAIN_RETRY_AFTER)},
+        )
+    return error_response(502, exc.code, redact(exc.message))
 
 
 async def _custody_error(request: Request, exc: Exception) -> JSONResponse:
@@ -105,9 +124,46 @@ async def _custody_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "custody_error", "a custodial key could not be used")
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", path=request.url.path)
-    return error_response(500, "internal_error", "internal error")
+#: the database cannot be reached or did not answer in time (not a bad statement)
+DATABASE_DOWN = (sa.OperationalError, sa.InterfaceError, sa.TimeoutError, sa.DisconnectionError)
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable", path=request.url.path, error=describe(exc))
+    return error_response(
+        503,
+        "database_unavailable",
+        "the database is not answering; retry later",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
+class UnhandledErrors:
+    """The outermost handler: an exception nothing else handled is logged once (with its
+    traceback, without locals) and answered 500 ``internal_error``; it is not raised on to
+    the server, which would log a second traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error", path=scope.get("path", ""), method=scope.get("method", ""))
+            if not started:
+                await error_response(500, "internal_error", "internal error")(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -116,4 +172,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ChainError, _chain_error)
     app.add_exception_handler(CustodyError, _custody_error)
-    app.add_exception_handler(Exception, _unexpected)
+    for kind in DATABASE_DOWN:
+        app.add_exception_handler(kind, _database_down)
+    app.add_middleware(UnhandledErrors)

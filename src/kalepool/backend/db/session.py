@@ -27,7 +27,7 @@ def normalize_url(url: str) -> str:
 
 def sync_engine(url: str) -> Engine:
     """A small synchronous engine (migrations, CLI)."""
-    return create_engine(normalize_url(url), pool_pre_ping=True, pool_size=2)
+    return create_engine(normalize_url(url), pool_pre_ping=True, pool_size=2, hide_parameters=True)
 
 
 class Database:
@@ -36,7 +36,12 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = normalize_url(url)
         self.engine: AsyncEngine = create_async_engine(
-            self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo
+            self.url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            echo=echo,
+            hide_parameters=True,  # never a bound value in an error message or a log line
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         #: the per-account signing locks every process on this database shares

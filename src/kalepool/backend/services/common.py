@@ -16,7 +16,7 @@ from kalepool.backend.custody import CustodyError, Signer
 from kalepool.backend.db import pails as q
 from kalepool.backend.db.session import Database
 from kalepool.backend.enums import Attribution
-from kalepool.backend.logs import get_logger
+from kalepool.backend.logs import get_logger, redact
 from kalepool.backend.metrics import Metrics
 from kalepool.settings import BackendSettings
 
@@ -95,7 +95,8 @@ class Failure:
 def failure_of(exc: BaseException) -> Failure:
     """The :class:`Failure` for an exception met while acting for one farmer."""
     if isinstance(exc, ChainError):
-        return Failure(exc.code, exc.message, exc.attributed_to, exc.tx_hash, exc.fee_charged or 0)
+        # an RPC URL in the message (and any key in its path or query) is not the pooler's
+        return Failure(exc.code, redact(exc.message), exc.attributed_to, exc.tx_hash, exc.fee_charged or 0)
     if isinstance(exc, CustodyError):
         return Failure("custody_error", "the custodial key could not be opened", Attribution.BACKEND)
     log.exception("unexpected error in a chain action", exc_info=exc)

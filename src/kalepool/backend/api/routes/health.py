@@ -58,7 +58,9 @@ async def health_stellar(context: ContextDep) -> Response:
         async with asyncio.timeout(_CHECK_TIMEOUT):
             info = await context.chain.health()
     except (ChainError, TimeoutError) as exc:
-        body = StellarHealth(status="unavailable", detail=str(exc) or type(exc).__name__)
+        # the code only: the message names the RPC URL, which may carry a key
+        detail = exc.code if isinstance(exc, ChainError) else "timeout"
+        body = StellarHealth(status="unavailable", detail=detail)
         return JSONResponse(body.model_dump(), status_code=503)
     body = StellarHealth(
         status="ok", network_passphrase=info.network_passphrase, latest_ledger=info.latest_ledger
