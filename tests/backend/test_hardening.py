@@ -11,7 +11,6 @@ from kalepool.backend.db.session import Database
 from kalepool.backend.stellar_chain import GatewayChain
 from kalepool.settings import StellarSettings
 from tests.backend.conftest import make_api
-from tests.backend.test_api_operator import assert_error
 
 RPC_KEY, RPC_QUERY_KEY = "pathkey0123456789abcdef", "querykey0123456789abcdef"
 
