@@ -174,13 +174,6 @@ def trustline_asset_xdr(asset: AssetKey) -> sx.TrustLineAsset:
     )
 
 
-def asset_xdr(asset: AssetKey | None) -> sx.Asset:
-    if asset is None:
-        return sx.Asset(sx.AssetType.ASSET_TYPE_NATIVE)
-    tl = trustline_asset_xdr(asset)
-    return sx.Asset(tl.type, alpha_num4=tl.alpha_num4, alpha_num12=tl.alpha_num12)
-
-
 def asset_name(asset: AssetKey | None) -> str:
     """The SEP-11 name the SAC uses in its events: ``native`` or ``CODE:ISSUER``."""
     return "native" if asset is None else f"{asset[0]}:{asset[1]}"
@@ -233,10 +226,6 @@ def code_key(wasm_hash: bytes) -> tuple[KeyBytes, sx.LedgerKey]:
 def nonce_key(address: str, nonce: int) -> tuple[KeyBytes, sx.LedgerKey]:
     key = sx.SCVal(sx.SCValType.SCV_LEDGER_KEY_NONCE, nonce_key=sx.SCNonceKey(sx.Int64(nonce)))
     return contract_data_key(address, key, TEMPORARY)
-
-
-def key_from_xdr(lk: sx.LedgerKey) -> tuple[KeyBytes, sx.LedgerKey]:
-    return lk.to_xdr_bytes(), lk
 
 
 # --------------------------------------------------------------------- entry records
@@ -380,14 +369,6 @@ def entry_data_xdr(data: EntryData) -> sx.LedgerEntryData:
         contract_code=sx.ContractCodeEntry(
             ext=sx.ContractCodeEntryExt(0), hash=sx.Hash(data.hash), code=data.code
         ),
-    )
-
-
-def ledger_entry_xdr(entry: Entry) -> sx.LedgerEntry:
-    return sx.LedgerEntry(
-        last_modified_ledger_seq=sx.Uint32(entry.last_modified),
-        data=entry_data_xdr(entry.data),
-        ext=sx.LedgerEntryExt(0),
     )
 
 

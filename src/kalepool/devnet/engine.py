@@ -32,6 +32,7 @@ from typing import Any, Literal
 from stellar_sdk import Keypair, scval
 from stellar_sdk import xdr as sx
 
+from kalepool.devnet.auth import AuthManager
 from kalepool.devnet.codec import (
     TEMPORARY,
     Account,
@@ -42,26 +43,20 @@ from kalepool.devnet.codec import (
     KeyBytes,
     Trustline,
     account_key,
-    b64,
     entry_data_from_xdr,
-    entry_data_xdr,
     entry_size,
     key_of,
-    ledger_entry_bytes,
     network_id,
     sha256,
     trustline_key,
     unb64,
 )
+from kalepool.devnet.farm_host import FarmContractImpl, FarmKeyCache, HostFarmStorage
 from kalepool.devnet.host import (
-    AuthManager,
-    FarmContractImpl,
-    FarmKeyCache,
     Footprint,
     Frame,
     Host,
     HostError,
-    HostFarmStorage,
     InstanceValue,
     contract_event,
     diagnostic_event,
@@ -79,6 +74,7 @@ from kalepool.devnet.ledger import (
     TxRecord,
     make_header,
 )
+from kalepool.devnet.meta import error_text, meta_xdr, state_changes
 from kalepool.devnet.sac import SacInstance, StellarAssetContract, sac_executable
 from kalepool.devnet.transactions import (
     OT,
@@ -93,6 +89,7 @@ from kalepool.devnet.transactions import (
     parse_envelope,
     transaction_result,
 )
+from kalepool.errors import KalePoolError
 from kalepool.kale.errors import FarmError
 from kalepool.kale.networks import DEVNET, DEVNET_ISSUER_SEED, KALE_CODE
 from kalepool.kale.types import FarmInstance
@@ -209,8 +206,10 @@ def declared_resources(data: sx.SorobanTransactionData) -> Resources:
     )
 
 
-class DevnetError(Exception):
+class DevnetError(KalePoolError, ValueError):
     """A control or query was given something it cannot use (→ JSON-RPC -32602)."""
+
+    code = "devnet_error"
 
 
 # ------------------------------------------------------------------- engine
@@ -549,7 +548,7 @@ class Devnet:
         soroban, resource = tx.is_soroban, tx.resource_fee
         result = Lazy(lambda: transaction_result(code, fee, outcomes, fee_bump, inner_hash).to_xdr())
         meta = Lazy(
-            lambda: _meta_xdr(before, op_changes, op_events, return_value, diagnostics, soroban, resource)
+            lambda: meta_xdr(before, op_changes, op_events, return_value, diagnostics, soroban, resource)
         )
         events_lazy = Lazy(
             lambda: [
@@ -671,7 +670,7 @@ class Devnet:
             except HostError as err:
                 if host.failed_contract is None:
                     host._error_diag(err)
-                result.error = _error_text(err, host.diagnostic_events)
+                result.error = error_text(err, host.diagnostic_events)
                 result.events = [d.to_xdr() for d in host.diagnostic_events]
                 return result
             fp = host.footprint
@@ -707,7 +706,7 @@ class Devnet:
             result.transaction_data = data.to_xdr()
             result.min_resource_fee = fee
             result.events = [d.to_xdr() for d in host.diagnostic_events]
-            result.state_changes = _state_changes(view, self.state.entries)
+            result.state_changes = state_changes(view, self.state.entries)
             result.cost = (instructions, 0)
             return result
 
@@ -921,149 +920,6 @@ def _call_target(ic: sx.InvokeContractArgs) -> tuple[str, str, list[sx.SCVal]]:
     if not contract.startswith("C"):
         raise HostError("Value", "UnexpectedType", "the invoked address is not a contract")
     return contract, ic.function_name.sc_symbol.decode(errors="replace"), list(ic.args)
-
-
-def _error_text(err: HostError, events: Sequence[sx.DiagnosticEvent]) -> str:
-    """The simulation error string, as stellar-rpc renders a host error."""
-    lines = [f"HostError: {err.text}", "", "Event log (newest first):"]
-    for i, ev in enumerate(reversed(events)):
-        body = ev.event.body.v0
-        assert body is not None
-        contract = ev.event.contract_id
-        who = f"contract:{_contract_str(contract)}" if contract is not None else "[no contract]"
-        topics = ", ".join(_render(t) for t in body.topics)
-        lines.append(f"   {i}: [Diagnostic Event] {who}, topics:[{topics}], data:{_render(body.data)}")
-    return "\n".join(lines)
-
-
-def _contract_str(contract: sx.ContractID) -> str:
-    from stellar_sdk import StrKey
-
-    return StrKey.encode_contract(contract.contract_id.hash)
-
-
-def _render(val: sx.SCVal) -> str:
-    t = val.type
-    if t == sx.SCValType.SCV_ERROR and val.error is not None:
-        err = val.error
-        kind = err.type.name.removeprefix("SCE_").title().replace("_", "")
-        kind = {"WasmVm": "WasmVm"}.get(kind, kind)
-        if err.type == sx.SCErrorType.SCE_CONTRACT:
-            assert err.contract_code is not None
-            return f"Error({kind}, #{err.contract_code.uint32})"
-        assert err.code is not None
-        code = "".join(p.title() for p in err.code.name.removeprefix("SCEC_").split("_"))
-        return f"Error({kind}, {code})"
-    if t == sx.SCValType.SCV_SYMBOL:
-        return scval.from_symbol(val)
-    if t == sx.SCValType.SCV_STRING:
-        return '"' + scval.from_string(val).decode(errors="replace") + '"'
-    if t == sx.SCValType.SCV_VEC and val.vec is not None:
-        return "[" + ", ".join(_render(v) for v in val.vec.sc_vec) + "]"
-    if t == sx.SCValType.SCV_ADDRESS and val.address is not None:
-        from kalepool.devnet.codec import address_str
-
-        return address_str(val.address)
-    if t == sx.SCValType.SCV_BYTES and val.bytes is not None:
-        return f"Bytes({val.bytes.sc_bytes.hex()})"
-    try:
-        return str(scval.to_native(val))
-    except Exception:
-        return t.name
-
-
-def _state_changes(view: Overlay, base: dict[KeyBytes, Entry]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for key, after in view.changes.items():
-        before = base.get(key)
-        kind = "created" if before is None else ("deleted" if after is None else "updated")
-        out.append(
-            {
-                "type": kind,
-                "key": b64(key),
-                "before": b64(ledger_entry_bytes(before)) if before is not None else None,
-                "after": b64(ledger_entry_bytes(after)) if after is not None else None,
-            }
-        )
-    return out
-
-
-# TransactionMeta v4 is assembled from cached entry XDR (packing a large instance map
-# again for every transaction would dominate getTransaction).
-_CREATED, _UPDATED, _REMOVED, _STATE = (x.to_bytes(4, "big") for x in (0, 1, 2, 3))
-_ZERO = b"\0\0\0\0"
-
-
-def _u32(n: int) -> bytes:
-    return n.to_bytes(4, "big")
-
-
-def _changes_bytes(changes: Sequence[tuple[Any, Entry | None, Entry | None]]) -> bytes:
-    items: list[bytes] = []
-    for key, before, after in changes:
-        if before is None and after is not None:
-            items.append(_CREATED + ledger_entry_bytes(after))
-            continue
-        if before is not None:
-            items.append(_STATE + ledger_entry_bytes(before))
-        if after is None:
-            raw = key.to_xdr_bytes() if isinstance(key, sx.LedgerKey) else key
-            items.append(_REMOVED + raw)
-        else:
-            items.append(_UPDATED + ledger_entry_bytes(after))
-    return _u32(len(items)) + b"".join(items)
-
-
-def _events_bytes(events: Sequence[Any]) -> bytes:
-    return _u32(len(events)) + b"".join(
-        contract_event(e.contract, e.topics, e.data).to_xdr_bytes() for e in events
-    )
-
-
-def _meta_xdr(
-    before: list[tuple[sx.LedgerKey, Entry | None, Entry | None]],
-    op_changes: list[list[tuple[Any, Entry | None, Entry | None]]],
-    op_events: list[list[Any]],
-    return_value: sx.SCVal | None,
-    diagnostics: list[sx.DiagnosticEvent],
-    soroban: bool,
-    resource_fee: int,
-) -> str:
-    """Base64 ``TransactionMeta`` v4 (see ``Stellar-ledger.x``), built from bytes."""
-    parts = [_u32(4), _ZERO, _changes_bytes(before), _u32(len(op_changes))]
-    for changes, events in zip(op_changes, op_events, strict=True):
-        parts += [_ZERO, _changes_bytes(changes), _events_bytes(events)]
-    parts.append(_u32(0))  # txChangesAfter
-    if soroban:
-        parts += [
-            _u32(1),  # sorobanMeta present
-            _u32(1),  # SorobanTransactionMetaExt v1
-            _ZERO,
-            resource_fee.to_bytes(8, "big", signed=True),
-            bytes(8),  # refundable resource fee charged
-            bytes(8),  # rent fee charged
-        ]
-        if return_value is None:
-            parts.append(_ZERO)
-        else:
-            parts += [_u32(1), return_value.to_xdr_bytes()]
-    else:
-        parts.append(_ZERO)
-    parts.append(_ZERO)  # transaction-level events
-    parts.append(_u32(len(diagnostics)))
-    parts += [d.to_xdr_bytes() for d in diagnostics]
-    return b64(b"".join(parts))
-
-
-def entry_to_json(entry: Entry) -> dict[str, Any]:
-    """A ledger entry as getLedgerEntries reports it (xdr = LedgerEntryData)."""
-    out: dict[str, Any] = {
-        "xdr": entry_data_xdr(entry.data).to_xdr(),
-        "lastModifiedLedgerSeq": entry.last_modified,
-    }
-    if entry.live_until is not None:
-        out["liveUntilLedgerSeq"] = entry.live_until
-    return out
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""A small Soroban host: storage with footprints, authorization, events and errors.
+"""A small Soroban host: storage with footprints, contract calls, events and errors.
 
 One :class:`Host` runs one ``InvokeHostFunction`` (a simulation or an applied
 transaction) against a copy-on-write :class:`~kalepool.devnet.ledger.Overlay`:
@@ -8,30 +8,23 @@ transaction) against a copy-on-write :class:`~kalepool.devnet.ledger.Overlay`:
   outside the transaction's footprint, or writing a read-only one, fails with
   ``Error(Storage, ExceededLimit)`` like the real host. This is what turns a plant
   simulated before a block rollover but applied after it into a failed transaction.
-- **Authorization.** ``require_auth(address)`` is matched against the transaction's auth
-  entries as a tree (a sub-call's ``require_auth`` must appear among the children of the
-  matched parent), address credentials are authenticated lazily on first use (ed25519
-  signature over the preimage, expiration ledger, nonce never seen before) and their
-  nonce is consumed as a temporary ledger entry. In recording mode the entries are
-  built instead, with a random nonce, as stellar-rpc does.
+- **Authorization** is :mod:`kalepool.devnet.auth`'s: the host asks its
+  :class:`~kalepool.devnet.auth.AuthManager` on every ``require_auth``.
 - **Errors.** Contract failures become ``Error(Contract, #N)`` attributed to the
   contract that raised them, with diagnostic events naming that contract.
 
 Contracts are Python objects with ``call(host, fn, args) -> SCVal``: the KALE farm
-(:class:`FarmContractImpl`, the rules in :mod:`kalepool.devnet.farm`) and the Stellar
-Asset Contract (:mod:`kalepool.devnet.sac`).
+(:mod:`kalepool.devnet.farm_host`, the rules in :mod:`kalepool.devnet.farm`) and the
+Stellar Asset Contract (:mod:`kalepool.devnet.sac`).
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
 from stellar_sdk import scval
 from stellar_sdk import xdr as sx
 
@@ -42,24 +35,17 @@ from kalepool.devnet.codec import (
     Entry,
     EntryData,
     KeyBytes,
-    account_key,
-    address_scval,
     address_str,
     code_key,
-    contract_data_key,
     contract_id_bytes,
     contract_id_xdr,
     instance_key,
-    nonce_key,
-    raw_account_key,
-    sc_address,
-    sha256,
 )
-from kalepool.devnet.farm import FarmContract, LedgerContext
+from kalepool.devnet.farm import LedgerContext
 from kalepool.devnet.ledger import MAX_ENTRY_TTL, MIN_PERSISTENT_TTL, Overlay
-from kalepool.kale.errors import FarmError, TokenError
-from kalepool.kale.storage import block_key, pail_key
-from kalepool.kale.types import Block, FarmInstance, Pail
+
+if TYPE_CHECKING:
+    from kalepool.devnet.auth import AuthManager
 
 SCE = sx.SCErrorType
 SCEC = sx.SCErrorCode
@@ -188,248 +174,6 @@ class Footprint:
             read_only=[self.read_only[k] for k in sorted(self.read_only)],
             read_write=[self.read_write[k] for k in sorted(self.read_write)],
         )
-
-
-# ----------------------------------------------------------------------------- auth
-
-
-class AuthNode:
-    """One node of an authorized invocation tree."""
-
-    __slots__ = ("args", "children", "contract", "exhausted", "fn")
-
-    def __init__(self, contract: str, fn: str, args: Sequence[sx.SCVal]) -> None:
-        self.contract = contract
-        self.fn = fn
-        self.args = list(args)
-        self.children: list[AuthNode] = []
-        self.exhausted = False
-
-    @classmethod
-    def from_xdr(cls, inv: sx.SorobanAuthorizedInvocation) -> AuthNode:
-        function = inv.function
-        if (
-            function.type == sx.SorobanAuthorizedFunctionType.SOROBAN_AUTHORIZED_FUNCTION_TYPE_CONTRACT_FN
-            and function.contract_fn is not None
-        ):
-            fn_args = function.contract_fn
-            node = cls(
-                address_str(fn_args.contract_address),
-                fn_args.function_name.sc_symbol.decode(),
-                fn_args.args,
-            )
-        else:  # contract creation: never matches a call the devnet makes
-            node = cls("", "", [])
-            node.exhausted = True
-        node.children = [cls.from_xdr(sub) for sub in inv.sub_invocations]
-        return node
-
-    def to_xdr(self) -> sx.SorobanAuthorizedInvocation:
-        return sx.SorobanAuthorizedInvocation(
-            function=sx.SorobanAuthorizedFunction(
-                sx.SorobanAuthorizedFunctionType.SOROBAN_AUTHORIZED_FUNCTION_TYPE_CONTRACT_FN,
-                contract_fn=sx.InvokeContractArgs(
-                    contract_address=sc_address(self.contract),
-                    function_name=sx.SCSymbol(self.fn.encode()),
-                    args=list(self.args),
-                ),
-            ),
-            sub_invocations=[c.to_xdr() for c in self.children],
-        )
-
-    def matches(self, frame: Frame) -> bool:
-        return self.contract == frame.contract and self.fn == frame.fn and self.args == frame.args
-
-
-@dataclass(slots=True)
-class AuthTracker:
-    """One auth entry (or, when recording, one address's recorded tree)."""
-
-    address: str
-    root: AuthNode
-    is_source: bool
-    nonce: int | None = None
-    expiration: int = 0
-    signature: sx.SCVal | None = None
-    credentials_type: sx.SorobanCredentialsType = sx.SorobanCredentialsType.SOROBAN_CREDENTIALS_ADDRESS
-    verified: bool = False
-    stack: list[AuthNode | None] = field(default_factory=list)
-    entry: sx.SorobanAuthorizationEntry | None = None
-
-    def deepest_match(self) -> AuthNode | None:
-        for node in reversed(self.stack[:-1]):
-            if node is not None:
-                return node
-        return None
-
-    def try_match(self, frame: Frame) -> bool:
-        if not self.stack or self.stack[-1] is not None:
-            return False
-        parent = self.deepest_match()
-        node: AuthNode | None
-        if parent is None:
-            node = self.root if not self.root.exhausted and self.root.matches(frame) else None
-        else:
-            node = next((c for c in parent.children if not c.exhausted and c.matches(frame)), None)
-        if node is None:
-            return False
-        node.exhausted = True
-        self.stack[-1] = node
-        return True
-
-    def to_entry(self, upgraded: bool) -> sx.SorobanAuthorizationEntry:
-        if self.is_source:
-            credentials = sx.SorobanCredentials(sx.SorobanCredentialsType.SOROBAN_CREDENTIALS_SOURCE_ACCOUNT)
-        else:
-            assert self.nonce is not None
-            creds = sx.SorobanAddressCredentials(
-                address=sc_address(self.address),
-                nonce=sx.Int64(self.nonce),
-                signature_expiration_ledger=sx.Uint32(0),
-                signature=sx.SCVal(sx.SCValType.SCV_VOID),
-            )
-            if upgraded:
-                credentials = sx.SorobanCredentials(
-                    sx.SorobanCredentialsType.SOROBAN_CREDENTIALS_ADDRESS_V2, address_v2=creds
-                )
-            else:
-                credentials = sx.SorobanCredentials(
-                    sx.SorobanCredentialsType.SOROBAN_CREDENTIALS_ADDRESS, address=creds
-                )
-        return sx.SorobanAuthorizationEntry(credentials=credentials, root_invocation=self.root.to_xdr())
-
-
-_RNG = random.Random()
-
-
-class AuthManager:
-    """Enforces the transaction's auth entries, or records the ones a call needs."""
-
-    def __init__(
-        self,
-        recording: bool,
-        entries: Sequence[sx.SorobanAuthorizationEntry] = (),
-        source_account: str = "",
-        allow_non_root: bool = False,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.recording = recording
-        self.source_account = source_account
-        self.allow_non_root = allow_non_root
-        self.rng = rng or _RNG
-        self.trackers: list[AuthTracker] = []
-        self.depth = 0
-        for entry in entries:
-            self.trackers.append(self._tracker(entry))
-
-    def _tracker(self, entry: sx.SorobanAuthorizationEntry) -> AuthTracker:
-        creds = entry.credentials
-        root = AuthNode.from_xdr(entry.root_invocation)
-        t = creds.type
-        if t == sx.SorobanCredentialsType.SOROBAN_CREDENTIALS_SOURCE_ACCOUNT:
-            return AuthTracker(self.source_account, root, True, verified=True, entry=entry)
-        addr: sx.SorobanAddressCredentials | None
-        if t == sx.SorobanCredentialsType.SOROBAN_CREDENTIALS_ADDRESS:
-            addr = creds.address
-        elif t == sx.SorobanCredentialsType.SOROBAN_CREDENTIALS_ADDRESS_V2:
-            addr = creds.address_v2
-        else:
-            assert creds.address_with_delegates is not None
-            addr = creds.address_with_delegates.address_credentials
-        assert addr is not None
-        return AuthTracker(
-            address_str(addr.address),
-            root,
-            False,
-            nonce=addr.nonce.int64,
-            expiration=addr.signature_expiration_ledger.uint32,
-            signature=addr.signature,
-            credentials_type=t,
-            entry=entry,
-        )
-
-    def push(self) -> None:
-        self.depth += 1
-        for tracker in self.trackers:
-            tracker.stack.append(None)
-
-    def pop(self) -> None:
-        self.depth -= 1
-        for tracker in self.trackers:
-            tracker.stack.pop()
-
-    def require_auth(self, host: Host, address: str) -> None:
-        frame = host.frames[-1]
-        # the direct invoker contract is implicitly authorized
-        if address.startswith("C") and len(host.frames) >= 2 and host.frames[-2].contract == address:
-            return
-        if self.recording:
-            self._record(host, address, frame)
-            return
-        for tracker in self.trackers:
-            if tracker.address != address or not tracker.try_match(frame):
-                continue
-            if not tracker.verified:
-                try:
-                    host.authenticate(tracker)
-                except HostError as err:
-                    if err.kind == "Auth" or (err.kind == "Storage" and err.code == "ExceededLimit"):
-                        raise
-                    raise HostError(
-                        "Auth",
-                        "InvalidAction",
-                        f"failed account authentication with error {err.text}: {err.message}",
-                        args=[address_scval(address)],
-                    ) from err
-                host.consume_nonce(tracker)
-                tracker.verified = True
-            return
-        raise HostError(
-            "Auth",
-            "InvalidAction",
-            "Unauthorized function call for address",
-            contract=frame.contract,
-            args=[address_scval(address)],
-        )
-
-    def _record(self, host: Host, address: str, frame: Frame) -> None:
-        for tracker in self.trackers:
-            if tracker.address != address or all(n is None for n in tracker.stack):
-                continue
-            if tracker.stack[-1] is not None:
-                raise HostError("Auth", "ExistingValue", "frame is already authorized")
-            parent = tracker.deepest_match()
-            assert parent is not None
-            node = AuthNode(frame.contract, frame.fn, frame.args)
-            node.exhausted = True
-            parent.children.append(node)
-            tracker.stack[-1] = node
-            return
-        if not self.allow_non_root and self.depth > 1:
-            raise HostError(
-                "Auth",
-                "InvalidAction",
-                "[recording authorization only] encountered authorization not tied to the root "
-                "contract invocation for an address. Use `require_auth()` in the top invocation "
-                "or enable non-root authorization.",
-                args=[address_scval(address)],
-            )
-        is_source = address == self.source_account
-        root = AuthNode(frame.contract, frame.fn, frame.args)
-        root.exhausted = True
-        tracker = AuthTracker(address, root, is_source, verified=True)
-        tracker.stack = [None] * (self.depth - 1) + [root]
-        if not is_source:
-            tracker.nonce = self.rng.randint(0, 2**63 - 1)
-            tracker.expiration = host.max_live_until
-            if address.startswith("G"):
-                host.get(*account_key(address))  # the signer's account is read to authenticate
-            host.consume_nonce(tracker)
-            host.instructions += COST_SIGNATURE
-        self.trackers.append(tracker)
-
-    def recorded_entries(self, upgraded: bool = False) -> list[sx.SorobanAuthorizationEntry]:
-        return [t.to_entry(upgraded) for t in self.trackers]
 
 
 # ----------------------------------------------------------------------------- host
@@ -600,94 +344,6 @@ class Host:
                 )
             )
 
-    # ------------------------------------------------------------------ auth
-
-    def authenticate(self, tracker: AuthTracker) -> None:
-        """Check an address credential's signature (G accounts, master key only)."""
-        address = tracker.address
-        if not address.startswith("G"):
-            raise HostError(
-                "Auth", "InvalidAction", "custom account contracts are not supported by the devnet"
-            )
-        account = self.get(*account_key(address))
-        if account is None:
-            raise HostError("Storage", "MissingValue", "account entry is missing")
-        assert tracker.entry is not None and tracker.signature is not None
-        payload = sha256(self._preimage(tracker).to_xdr_bytes())
-        signatures = _account_signatures(tracker.signature)
-        if not signatures:
-            raise HostError("Auth", "InvalidInput", "no signatures provided")
-        raw_key = raw_account_key(address)
-        previous = b""
-        for public_key, signature in signatures:
-            if public_key <= previous:
-                raise HostError("Auth", "InvalidInput", "signatures must be sorted by public key")
-            previous = public_key
-            if public_key != raw_key:
-                raise HostError("Auth", "InvalidAction", "signer does not belong to account")
-            self.instructions += COST_SIGNATURE
-            try:
-                VerifyKey(public_key).verify(payload, signature)
-            except (BadSignatureError, ValueError) as exc:
-                raise HostError("Crypto", "InvalidInput", "failed ED25519 verification") from exc
-
-    def _preimage(self, tracker: AuthTracker) -> sx.HashIDPreimage:
-        assert tracker.entry is not None and tracker.nonce is not None
-        invocation = tracker.entry.root_invocation
-        if tracker.credentials_type == sx.SorobanCredentialsType.SOROBAN_CREDENTIALS_ADDRESS:
-            return sx.HashIDPreimage(
-                sx.EnvelopeType.ENVELOPE_TYPE_SOROBAN_AUTHORIZATION,
-                soroban_authorization=sx.HashIDPreimageSorobanAuthorization(
-                    network_id=sx.Hash(self.network_id),
-                    nonce=sx.Int64(tracker.nonce),
-                    signature_expiration_ledger=sx.Uint32(tracker.expiration),
-                    invocation=invocation,
-                ),
-            )
-        return sx.HashIDPreimage(
-            sx.EnvelopeType.ENVELOPE_TYPE_SOROBAN_AUTHORIZATION_WITH_ADDRESS,
-            soroban_authorization_with_address=sx.HashIDPreimageSorobanAuthorizationWithAddress(
-                network_id=sx.Hash(self.network_id),
-                nonce=sx.Int64(tracker.nonce),
-                signature_expiration_ledger=sx.Uint32(tracker.expiration),
-                address=sc_address(tracker.address),
-                invocation=invocation,
-            ),
-        )
-
-    def consume_nonce(self, tracker: AuthTracker) -> None:
-        """Expiration checks, then record the nonce so it can never be used again."""
-        if tracker.is_source:
-            return
-        assert tracker.nonce is not None
-        if not self.auth.recording:
-            if self.sequence > tracker.expiration:
-                raise HostError("Auth", "InvalidInput", "signature has expired")
-            if tracker.expiration > self.max_live_until:
-                raise HostError("Auth", "InvalidInput", "signature expiration is too late")
-        key, lk = nonce_key(tracker.address, tracker.nonce)
-        try:
-            existing = self.get(key, lk)
-        except HostError as err:
-            raise HostError(
-                "Storage", "ExceededLimit", "trying to access nonce outside of footprint for address"
-            ) from err
-        if existing is not None:
-            raise HostError("Auth", "ExistingValue", "nonce already exists for address")
-        assert lk.contract_data is not None
-        live_until = max(tracker.expiration, self.sequence + self.temp_ttl - 1)
-        self.footprint.write(key, lk)
-        self.view.put(
-            key,
-            Entry(
-                ContractData(
-                    tracker.address, lk.contract_data.key, TEMPORARY, sx.SCVal(sx.SCValType.SCV_VOID)
-                ),
-                self.sequence,
-                live_until,
-            ),
-        )
-
     # ----------------------------------------------------------- diagnostics
 
     def _diag(self, contract: str | None, topics: list[sx.SCVal], data: sx.SCVal, ok: bool = True) -> None:
@@ -750,27 +406,6 @@ def _executable(data: ContractData) -> sx.ContractExecutable | None:
     return None
 
 
-def _account_signatures(sig: sx.SCVal) -> list[tuple[bytes, bytes]]:
-    """``Vec<Map{public_key: Bytes, signature: Bytes}>`` → ``[(key, signature)]``."""
-    try:
-        if sig.type != sx.SCValType.SCV_VEC or sig.vec is None:
-            raise ValueError("signature is not a vector")
-        out = []
-        for item in sig.vec.sc_vec:
-            fields = scval.to_native(item)
-            if not isinstance(fields, dict) or set(fields) != {"public_key", "signature"}:
-                raise ValueError("bad signature map")
-            public_key, signature = fields["public_key"], fields["signature"]
-            if not isinstance(public_key, bytes) or len(public_key) != 32:
-                raise ValueError("bad public key")
-            if not isinstance(signature, bytes) or len(signature) != 64:
-                raise ValueError("bad signature")
-            out.append((public_key, signature))
-        return out
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise HostError("Value", "UnexpectedType", f"malformed account signature: {exc}") from exc
-
-
 # --------------------------------------------------------------- contract instances
 
 
@@ -789,6 +424,23 @@ class InstanceValue:
         )
 
 
+def load_instance(host: Host, contract: str, decode: Callable[[sx.SCVal], Any]) -> InstanceValue:
+    """A contract's instance (footprint recorded), its storage decoded once with ``decode``
+    and cached on the entry (the record is otherwise unchanged)."""
+    entry = host.get(*instance_key(contract))
+    if entry is None:
+        raise HostError("Storage", "MissingValue", "contract instance is missing")
+    data = entry.data
+    assert isinstance(data, ContractData)
+    native = data.native
+    if not isinstance(native, InstanceValue):
+        val = data.val
+        assert val.instance is not None
+        native = InstanceValue(val.instance.executable, decode(val))
+        data.native = native
+    return native
+
+
 def encode_instance(native: Any) -> sx.SCVal:
     assert isinstance(native, InstanceValue)
     return native.to_scval()
@@ -802,226 +454,6 @@ def instance_data(contract: str, value: InstanceValue) -> ContractData:
         native=value,
         encoder=encode_instance,
     )
-
-
-def _encode_block(native: Any) -> sx.SCVal:
-    assert isinstance(native, Block)
-    return native.to_scval()
-
-
-def _encode_pail(native: Any) -> sx.SCVal:
-    assert isinstance(native, Pail)
-    return native.to_scval()
-
-
-# --------------------------------------------------------------------- the KALE farm
-
-
-class HostFarmStorage:
-    """:class:`~kalepool.devnet.farm.FarmStorage` over the host (footprint recorded)."""
-
-    def __init__(self, host: Host, contract: str, keys: FarmKeyCache) -> None:
-        self.host = host
-        self.contract = contract
-        self.keys = keys
-
-    def _instance(self) -> tuple[Entry, InstanceValue]:
-        key, lk = instance_key(self.contract)
-        entry = self.host.get(key, lk)
-        if entry is None:
-            raise HostError("Storage", "MissingValue", "contract instance is missing")
-        data = entry.data
-        assert isinstance(data, ContractData)
-        native = data.native
-        if not isinstance(native, InstanceValue):
-            val = data.val
-            assert val.instance is not None
-            native = InstanceValue(val.instance.executable, FarmInstance.from_instance_scval(val))
-            data.native = native  # cache the decoding (the record is otherwise unchanged)
-        return entry, native
-
-    def get_instance(self) -> FarmInstance:
-        storage = self._instance()[1].storage
-        assert isinstance(storage, FarmInstance)
-        return storage
-
-    def put_instance(self, inst: FarmInstance) -> None:
-        executable = self._instance()[1].executable
-        key, lk = instance_key(self.contract)
-        self.host.put(key, lk, instance_data(self.contract, InstanceValue(executable, inst)))
-
-    def get_block(self, index: int) -> Block | None:
-        key, lk = self.keys.block(self.contract, index)
-        entry = self.host.get(key, lk)
-        if entry is None:
-            return None
-        data = entry.data
-        assert isinstance(data, ContractData)
-        if not isinstance(data.native, Block):
-            data.native = Block.from_scval(data.val)
-        return data.native
-
-    def put_block(self, index: int, block: Block) -> None:
-        key, lk = self.keys.block(self.contract, index)
-        assert lk.contract_data is not None
-        self.host.put(
-            key,
-            lk,
-            ContractData(self.contract, lk.contract_data.key, TEMPORARY, native=block, encoder=_encode_block),
-        )
-
-    def delete_block(self, index: int) -> None:
-        self.host.delete(*self.keys.block(self.contract, index))
-
-    def get_pail(self, farmer: str, index: int) -> Pail | None:
-        key, lk = self.keys.pail(self.contract, farmer, index)
-        entry = self.host.get(key, lk)
-        if entry is None:
-            return None
-        data = entry.data
-        assert isinstance(data, ContractData)
-        if not isinstance(data.native, Pail):
-            data.native = Pail.from_scval(data.val)
-        return data.native
-
-    def put_pail(self, farmer: str, index: int, pail: Pail) -> None:
-        key, lk = self.keys.pail(self.contract, farmer, index)
-        assert lk.contract_data is not None
-        self.host.put(
-            key,
-            lk,
-            ContractData(self.contract, lk.contract_data.key, TEMPORARY, native=pail, encoder=_encode_pail),
-        )
-
-    def delete_pail(self, farmer: str, index: int) -> None:
-        self.host.delete(*self.keys.pail(self.contract, farmer, index))
-
-    def extend_instance_ttl(self) -> None:
-        from kalepool.devnet.ledger import INSTANCE_TTL_THRESHOLD
-
-        self.host.extend_ttl(*instance_key(self.contract), INSTANCE_TTL_THRESHOLD, MAX_ENTRY_TTL - 1)
-
-
-class FarmKeyCache:
-    """Ledger keys of ``Block(i)`` and ``Pail(f, i)``, built once each (XDR is slow)."""
-
-    def __init__(self, size: int = 100_000) -> None:
-        self.size = size
-        self._blocks: dict[tuple[str, int], tuple[KeyBytes, sx.LedgerKey]] = {}
-        self._pails: dict[tuple[str, str, int], tuple[KeyBytes, sx.LedgerKey]] = {}
-
-    def block(self, contract: str, index: int) -> tuple[KeyBytes, sx.LedgerKey]:
-        k = (contract, index)
-        hit = self._blocks.get(k)
-        if hit is None:
-            if len(self._blocks) >= self.size:
-                self._blocks.clear()
-            hit = self._blocks[k] = contract_data_key(contract, block_key(index), TEMPORARY)
-        return hit
-
-    def pail(self, contract: str, farmer: str, index: int) -> tuple[KeyBytes, sx.LedgerKey]:
-        k = (contract, farmer, index)
-        hit = self._pails.get(k)
-        if hit is None:
-            if len(self._pails) >= self.size:
-                self._pails.clear()
-            hit = self._pails[k] = contract_data_key(contract, pail_key(farmer, index), TEMPORARY)
-        return hit
-
-
-class HostToken:
-    """:class:`~kalepool.devnet.farm.TokenPort`: the farm's calls into the KALE SAC."""
-
-    def __init__(self, host: Host, sac: str) -> None:
-        self.host = host
-        self.sac = sac
-
-    def _call(self, fn: str, address: str, amount: int) -> None:
-        try:
-            self.host.call(self.sac, fn, [address_scval(address), scval.to_int128(amount)])
-        except HostError as err:
-            if err.kind == "Contract" and err.contract == self.sac:
-                assert isinstance(err.code, int)
-                raise TokenError(err.code, err.message, contract_id=self.sac) from err
-            raise
-
-    def burn(self, from_: str, amount: int) -> None:
-        self._call("burn", from_, amount)
-
-    def mint(self, to: str, amount: int) -> None:
-        self._call("mint", to, amount)
-
-
-class FarmContractImpl:
-    """The KALE farm as a host contract: argument conversion, then :class:`FarmContract`."""
-
-    FUNCTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
-        "plant": ("address", "i128"),
-        "work": ("address", "bytes32", "u64"),
-        "harvest": ("address", "u32"),
-        "pause": (),
-        "unpause": (),
-        "remove_block": ("u32",),
-    }
-
-    def __init__(
-        self, contract: str, sac: str, block_interval: int, keys: FarmKeyCache | None = None
-    ) -> None:
-        self.contract = contract
-        self.sac = sac
-        self.block_interval = block_interval
-        self.keys = keys or FarmKeyCache()
-
-    def farm(self, host: Host) -> FarmContract:
-        return FarmContract(
-            HostFarmStorage(host, self.contract, self.keys),
-            HostToken(host, self.sac),
-            host.ledger,
-            host.require_auth,
-            block_interval=self.block_interval,
-        )
-
-    def call(self, host: Host, fn: str, args: list[sx.SCVal]) -> sx.SCVal:
-        if fn == "__constructor":
-            raise HostError(
-                "Context", "InvalidAction", "the constructor can only run when the contract is created"
-            )
-        if fn == "upgrade":
-            raise HostError("Context", "InvalidAction", "upgrade is not supported by the kalepool devnet")
-        spec = self.FUNCTIONS.get(fn)
-        if spec is None:
-            raise HostError("WasmVm", "MissingValue", "trying to invoke non-existent contract function")
-        values = convert_args(args, spec)
-        farm = self.farm(host)
-        try:
-            if fn == "plant":
-                farm.plant(values[0], values[1])
-                return scval.to_void()
-            if fn == "work":
-                return scval.to_uint32(farm.work(values[0], values[1], values[2]))
-            if fn == "harvest":
-                return scval.to_int128(farm.harvest(values[0], values[1]))
-            if fn == "pause":
-                farm.pause()
-            elif fn == "unpause":
-                farm.unpause()
-            else:
-                farm.remove_block(values[0])
-            return scval.to_void()
-        except FarmError as err:
-            raise HostError(
-                "Contract", int(err.code), err.code.contract_name, contract=self.contract
-            ) from err
-        except TokenError as err:
-            raise HostError(
-                "Contract", int(err.code), err.detail or err.name, contract=err.contract_id or self.sac
-            ) from err
-        except ArithmeticError as err:
-            raise HostError(
-                "WasmVm", "InvalidAction", f"contract trapped: {err}", contract=self.contract
-            ) from err
-        except ValueError as err:  # argument validation inside the rules
-            raise HostError("Value", "UnexpectedType", str(err), contract=self.contract) from err
 
 
 _ARG_TYPES: dict[str, sx.SCValType] = {

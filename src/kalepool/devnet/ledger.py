@@ -8,7 +8,6 @@ the transaction succeeds.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -269,7 +268,3 @@ class LedgerState:
             if end is not None and event.ledger >= end:
                 break
             yield event
-
-
-def deepcopy_state(state: LedgerState) -> LedgerState:  # pragma: no cover - debugging aid
-    return copy.deepcopy(state)

@@ -38,8 +38,9 @@ from stellar_sdk import StrKey
 from stellar_sdk import xdr as sx
 
 from kalepool.devnet.codec import unb64
-from kalepool.devnet.engine import Devnet, DevnetError, entry_to_json, homesteader_keypair
+from kalepool.devnet.engine import Devnet, DevnetError, homesteader_keypair
 from kalepool.devnet.ledger import PROTOCOL_VERSION, EventRecord, TxRecord
+from kalepool.devnet.meta import entry_to_json
 
 log = logging.getLogger(__name__)
 

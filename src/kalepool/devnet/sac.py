@@ -27,10 +27,9 @@ from kalepool.devnet.codec import (
     address_scval,
     asset_name,
     contract_data_key,
-    instance_key,
     trustline_key,
 )
-from kalepool.devnet.host import Host, HostError, InstanceValue, convert_args
+from kalepool.devnet.host import Host, HostError, convert_args, load_instance
 from kalepool.kale.errors import TokenErrorCode
 
 T = TokenErrorCode
@@ -219,20 +218,12 @@ class StellarAssetContract:
         )
 
     def admin(self, host: Host) -> str:
-        entry = host.get(*instance_key(self.contract))
-        if entry is None:
-            raise HostError("Storage", "MissingValue", "contract instance is missing")
-        data = entry.data
-        assert isinstance(data, ContractData)
-        native = data.native
-        if not isinstance(native, InstanceValue):
-            val = data.val
-            assert val.instance is not None
-            native = InstanceValue(val.instance.executable, SacInstance.from_instance_scval(val, self.asset))
-            data.native = native
-        storage = native.storage
+        storage = load_instance(host, self.contract, self._decode_instance).storage
         assert isinstance(storage, SacInstance)
         return storage.admin
+
+    def _decode_instance(self, val: sx.SCVal) -> SacInstance:
+        return SacInstance.from_instance_scval(val, self.asset)
 
     # --------------------------------------------------------------- balances
 

@@ -30,17 +30,20 @@ from stellar_sdk.soroban_rpc import GetTransactionResponse, SendTransactionRespo
 
 from kalepool.devnet.engine import ClockMode, DevnetConfig, homesteader_keypair, issuer_keypair
 from kalepool.devnet.server import DevnetServer
+from kalepool.errors import KalePoolError
 
 KALE = 10_000_000  # stroops per KALE
 XLM = 10_000_000
 
 
-class ControlError(RuntimeError):
+class ControlError(KalePoolError, RuntimeError):
     """A ``devnet_*`` control answered with a JSON-RPC error."""
 
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
+    code = "devnet_control_error"
+
+    def __init__(self, rpc_code: int, message: str) -> None:
+        super().__init__(f"{rpc_code}: {message}")
+        self.rpc_code = rpc_code  # the JSON-RPC error code (-32602, ...)
         self.message = message
 
 
