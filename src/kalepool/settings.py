@@ -151,6 +151,18 @@ class BackendSettings(BaseModel):
         "another process used, an RPC timeout) is tried again",
     )
     payout_batch: int = Field(default=500, ge=1, description="farmers one payout run looks at most")
+    # the web dashboard (served by the API process on the same port)
+    dashboard: bool = Field(default=True, description="serve the web dashboard at / beside the API")
+    dashboard_refresh_seconds: float = Field(
+        default=5.0, gt=0, description="how often the dashboard's pages refresh their figures"
+    )
+    signin_rate_limit_per_minute: float = Field(
+        default=10.0, gt=0, description="dashboard sign-in attempts per minute per client IP"
+    )
+    signin_rate_limit_burst: int = Field(default=10, ge=1, description="sign-in attempts at once per IP")
+    pooler_offline_seconds: float = Field(
+        default=180.0, gt=0, description="a pooler without a heartbeat for this long counts as offline"
+    )
 
     @model_validator(mode="after")
     def _check_admin_token(self) -> BackendSettings:

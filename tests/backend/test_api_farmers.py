@@ -10,7 +10,7 @@ from stellar_sdk import Keypair
 
 from kalepool.backend import journal
 from kalepool.backend.chain import ChainError, ChainUnavailable
-from kalepool.backend.db.models import Farmer, Pooler
+from kalepool.backend.db.models import Farmer, Pail, Pooler
 from kalepool.backend.enums import Asset, JournalKind
 from tests.backend import factories
 from tests.backend.conftest import Api
@@ -209,7 +209,8 @@ async def test_patch_farmer(api: Api) -> None:
         ({"stake_percentage": 101}, 422, "validation_error", "stake_percentage"),
         ({"payout_wallet": "nope"}, 422, "validation_error", "payout_wallet"),
         ({"status": "departed"}, 422, "validation_error", "status"),
-        ({"pooler_id": str(uuid.uuid4())}, 422, "validation_error", "pooler_id"),
+        ({"pooler_id": "nope"}, 422, "validation_error", "pooler_id"),
+        ({"pooler_id": str(uuid.uuid4())}, 404, "pooler_not_found", "pooler_id"),
     ],
 )
 async def test_invalid_patches_change_nothing(
@@ -221,6 +222,35 @@ async def test_invalid_patches_change_nothing(
     assert_error(await api.client.patch(url, json=body, headers=auth), status, code, field)
     after = (await api.client.get(url, headers=auth)).json()
     assert after["stake_percentage"] == 50 and after["payout_wallet"] == farmer["payout_wallet"]
+
+
+async def test_a_farmer_moves_to_another_pooler_once_no_block_is_open(api: Api) -> None:
+    first, _ = await api.create_pooler()
+    second, _ = await api.create_pooler()
+    full, _ = await api.create_pooler(max_farmers=1)
+    await api.register_farmer(full)
+    farmer = await api.register_farmer(first)
+    url, auth = f"/api/v1/farmers/{farmer['farmer_id']}", api.bearer(farmer["farmer_token"])
+    assert_error(
+        await api.client.patch(url, json={"pooler_id": full}, headers=auth), 409, "pooler_full", "pooler_id"
+    )
+    async with api.context.db.transaction() as s:
+        s.add(
+            Pail(
+                farmer_id=uuid.UUID(farmer["farmer_id"]),
+                pooler_id=uuid.UUID(first),
+                block_index=7,
+                state="planted",
+            )
+        )
+    response = await api.client.patch(url, json={"pooler_id": second}, headers=auth)
+    assert_error(response, 409, "pails_open", "pooler_id")
+    async with api.context.db.transaction() as s:
+        await s.execute(
+            update(Pail).where(Pail.farmer_id == uuid.UUID(farmer["farmer_id"])).values(state="harvested")
+        )
+    response = await api.client.patch(url, json={"pooler_id": second}, headers=auth)
+    assert response.status_code == 200 and response.json()["pooler_id"] == second
 
 
 async def test_payout_wallet_cannot_be_the_custodial_account(api: Api) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -127,6 +128,14 @@ class Keyring:
             master = _MasterKey(_key_id(key), AESGCM(key))
             self._keys.setdefault(master.key_id, master)
         self.active_key_id = _key_id(keys[0])
+        # a one-way child of the sealing key, for keys other parts need (never the key itself)
+        self._subkeys = hmac.new(keys[0], b"kalepool/subkeys/v1", hashlib.sha256).digest()
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (e.g. the dashboard's session cookies), derived
+        from the sealing key with HMAC-SHA256: stable across processes sharing the keyring,
+        unrelated to any secret it seals, and new after a rotation."""
+        return hmac.new(self._subkeys, purpose.encode(), hashlib.sha256).digest()
 
     def __repr__(self) -> str:
         return f"Keyring(active={self.active_key_id}, keys={len(self._keys)})"

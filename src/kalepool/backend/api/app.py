@@ -127,4 +127,8 @@ def create_app(
     app.include_router(health.router)
     for router in (operator.router, farmers.router, pooler.router):
         app.include_router(router, prefix=API_PREFIX)
+    if context.settings.dashboard:
+        from kalepool.backend.web import install_dashboard
+
+        install_dashboard(app, context)
     return app

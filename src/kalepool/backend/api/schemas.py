@@ -207,11 +207,14 @@ class FarmerUpdate(Inbound):
 
     stake_percentage: StakePercentageIn | None = None
     payout_wallet: StellarAccount | None = None
+    pooler_id: uuid.UUID | None = Field(
+        default=None, description="move to another pooler (once no block of the farmer is open)"
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> FarmerUpdate:
-        if self.stake_percentage is None and self.payout_wallet is None:
-            raise ValueError("give stake_percentage, payout_wallet or both")
+        if self.stake_percentage is None and self.payout_wallet is None and self.pooler_id is None:
+            raise ValueError("give stake_percentage, payout_wallet, pooler_id or several")
         return self
 
 

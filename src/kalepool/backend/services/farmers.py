@@ -14,14 +14,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kalepool.backend import journal
 from kalepool.backend.chain import Chain, TrustlineOutcome
 from kalepool.backend.custody import Keyring, Signer, new_custodial_account, sealed_of
 from kalepool.backend.db import repositories as repo
-from kalepool.backend.db.models import BalanceChange, Farmer, Harvest, Payout, Planting, Pooler, Work
+from kalepool.backend.db.models import BalanceChange, Farmer, Harvest, Pail, Payout, Planting, Pooler, Work
 from kalepool.backend.db.session import Database
-from kalepool.backend.enums import ApiKeyKind, Asset, FarmerStatus, FundingState, JournalKind, PoolerStatus
+from kalepool.backend.enums import (
+    ApiKeyKind,
+    Asset,
+    FarmerStatus,
+    FundingState,
+    JournalKind,
+    PailState,
+    PoolerStatus,
+)
 from kalepool.backend.errors import Conflict, NotFound
 from kalepool.backend.logs import get_logger
 from kalepool.backend.security import IssuedKey, issue_key
@@ -214,14 +223,21 @@ async def update_farmer(
     farmer_id: uuid.UUID,
     stake_bps: int | None = None,
     payout_wallet: str | None = None,
+    pooler_id: uuid.UUID | None = None,
 ) -> Farmer:
-    """Change the stake share and/or the payout wallet (not once departed)."""
+    """Change the stake share, the payout wallet and/or the pooler (not once departed).
+
+    A new pooler must accept farmers (active, not full); the move waits until none of the
+    farmer's pails is open (409 ``pails_open``), so no block is worked or harvested by
+    two poolers."""
     async with db.transaction() as session:
         farmer = await repo.get_farmer(session, farmer_id, for_update=True)
         if farmer is None:
             raise NotFound(f"no farmer {farmer_id}", code="farmer_not_found")
         if farmer.status == FarmerStatus.DEPARTED.value:
             raise Conflict("this farmer has departed", code="farmer_departed")
+        if pooler_id is not None and pooler_id != farmer.pooler_id:
+            await _move_to_pooler(session, farmer, pooler_id)
         if payout_wallet is not None and payout_wallet == farmer.public_key:
             raise Conflict(
                 "the payout wallet cannot be the custodial account itself",
@@ -234,6 +250,28 @@ async def update_farmer(
             farmer.payout_wallet = payout_wallet
         farmer.updated_at = datetime.now(UTC)
     return farmer
+
+
+_OPEN_PAILS = (PailState.PLANTING.value, PailState.PLANTED.value, PailState.WORKED.value,
+               PailState.HARVESTING.value)
+
+
+async def _move_to_pooler(session: AsyncSession, farmer: Farmer, pooler_id: uuid.UUID) -> None:
+    pooler = await repo.get_pooler(session, pooler_id, for_update=True)
+    _check_pooler_accepts(pooler, pooler_id)
+    assert pooler is not None
+    if pooler.max_farmers is not None and (
+        await repo.count_farmers(session, pooler_id=pooler_id) >= pooler.max_farmers
+    ):
+        raise Conflict(f"pooler {pooler.name!r} is full ({pooler.max_farmers} farmers)", code="pooler_full",
+                       field="pooler_id")
+    open_pails = await session.scalar(
+        select(func.count(Pail.id)).where(Pail.farmer_id == farmer.id, Pail.state.in_(_OPEN_PAILS))
+    )
+    if open_pails:
+        raise Conflict("a block of this farmer is still open: change the pooler once it is harvested",
+                       code="pails_open", field="pooler_id")
+    farmer.pooler_id = pooler_id
 
 
 async def leave(db: Database, *, farmer_id: uuid.UUID) -> Farmer:

@@ -118,11 +118,13 @@ async def get_farmer(farmer_id: uuid.UUID, context: ContextDep, principal: Farme
 async def update_farmer(
     farmer_id: uuid.UUID, body: s.FarmerUpdate, context: ContextDep, principal: FarmerDep
 ) -> s.FarmerPublic:
-    """Change the stake percentage and/or the payout wallet."""
+    """Change the stake percentage, the payout wallet and/or the pooler (409 ``pails_open``
+    while a block of the farmer is open, ``pooler_full``, ``pooler_suspended``)."""
     farmer = await farmers.update_farmer(
         context.db,
         farmer_id=_own(principal, farmer_id),
         stake_bps=s.stake_bps(body.stake_percentage) if body.stake_percentage is not None else None,
         payout_wallet=body.payout_wallet,
+        pooler_id=body.pooler_id,
     )
     return views.farmer_public(farmer)
