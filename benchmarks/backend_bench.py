@@ -47,12 +47,12 @@ from kalepool.backend import journal
 from kalepool.backend.api import BackendContext, create_app
 from kalepool.backend.chain import Chain, UnavailableChain
 from kalepool.backend.custody import Keyring
-from kalepool.backend.db import migrate
+from kalepool.backend.db import embedded, migrate
 from kalepool.backend.db.session import Database
 from kalepool.backend.enums import JournalKind
 from kalepool.backend.logs import configure_logging
 from kalepool.settings import BackendSettings
-from kalepool.testing import postgres
+from kalepool.testing.postgres import test_database_url
 
 ADMIN = "benchmark-admin-token-0123456789"
 
@@ -329,8 +329,8 @@ def main() -> None:
     args = parser.parse_args()
 
     configure_logging("WARNING")
-    server = postgres.test_database_url()
-    url = postgres.create_database(server)
+    server = test_database_url()
+    url = embedded.create_database(server)
     try:
         migrate.upgrade(url)
         results = asyncio.run(run(args.farmers, args.concurrency, args.journal_rows, url))
@@ -339,7 +339,7 @@ def main() -> None:
                 asyncio.run(run_plant(args.plant_farmers, args.plant_concurrency, args.readers, url))
             )
     finally:
-        postgres.drop_database(server, url.rsplit("/", 1)[1])
+        embedded.drop_database(server, url.rsplit("/", 1)[1])
     if args.json:
         print(json.dumps(results, indent=2))
         return

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from kalepool.testing.postgres import create_database, drop_database, test_database_url
+from kalepool.backend.db.embedded import create_database, drop_database
+from kalepool.testing.postgres import test_database_url
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,14 @@
 """The ``kalepool`` command line: thin commands over library functions.
 
-Each command collects its inputs, calls into the package, and prints the result.
-Errors deriving from :class:`kalepool.errors.KalePoolError` (or ``ValueError``) are
-printed as one line on stderr with a non-zero exit code.
+Each command collects its inputs, calls into the package, and prints the result. Errors
+are handled once, by the root command group: every kalepool error (the tree under
+:class:`kalepool.errors.KalePoolError`), ``ValueError`` and ``OSError`` is printed as one
+``error: ...`` line on stderr, exit code 2 for configuration and input errors and 1 for
+the others (:func:`kalepool.errors.is_usage_error`); Ctrl-C is ``error: interrupted``,
+exit code 130.
+
+Help texts are Markdown (reflowed to the terminal's width); an option whose default comes
+from the settings names the setting and its default (:func:`setting_help`).
 """
 
 from __future__ import annotations
@@ -13,15 +19,61 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from kalepool import __version__
 
+
+def error_line(exc: BaseException) -> str:
+    """One line saying what went wrong (a settings error names each field)."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
+        text = f"invalid {exc.title.lower()}: " + "; ".join(problems)
+    elif isinstance(exc, OSError) and exc.strerror and exc.filename:
+        text = f"{exc.filename}: {exc.strerror}"
+    elif isinstance(exc, KeyboardInterrupt):
+        text = "interrupted"
+    else:
+        text = str(exc).strip() or type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def exit_code(exc: BaseException) -> int:
+    from kalepool.errors import is_usage_error
+
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return 2 if is_usage_error(exc) else 1
+
+
+class Commands(TyperGroup):
+    """The root group: the one place where errors become an ``error: ...`` line."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
+        from kalepool.errors import KalePoolError
+
+        try:
+            return super().invoke(ctx)
+        except (KalePoolError, ValueError, OSError, KeyboardInterrupt) as exc:
+            typer.echo(f"error: {error_line(exc)}", err=True)
+            ctx.exit(exit_code(exc))
+
+
 app = typer.Typer(
     name="kalepool",
+    cls=Commands,
     help="Pooled KALE mining on Stellar: devnet, pool backend, pooler, miner and demo.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 
 ConfigOption = Annotated[
@@ -29,6 +81,25 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="TOML settings file (also KALEPOOL_CONFIG)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def setting_help(text: str, path: str) -> str:
+    """``text`` followed by the setting an option overrides and that setting's default,
+    read from the settings model (so the help cannot drift from it)."""
+    from kalepool.settings import Settings
+
+    model: Any = Settings
+    *sections, name = path.split(".")
+    for section in sections:
+        model = type(model.model_fields[section].default)
+    default = model.model_fields[name].default
+    return f"{text} (setting {path})." if default is None else f"{text} (setting {path}, default {default})."
+
+
+def setting_option(text: str, path: str, metavar: str) -> Any:
+    """An option overriding the setting ``path`` (validated with the settings, so the
+    option itself carries no range)."""
+    return typer.Option(metavar=metavar, help=setting_help(text, path))
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -121,10 +192,7 @@ def demo(
         work_dir=ds.work_dir,
         database_url=settings.database.url.get_secret_value() if settings.database.url else None,
     )
-    try:
-        report = asyncio.run(run_demo(options, progress))
-    except KeyboardInterrupt:
-        fail("interrupted", code=130)
+    report = asyncio.run(run_demo(options, progress))
     if as_json:
         typer.echo(json.dumps(report.to_json(), sort_keys=True))
     else:
@@ -200,18 +268,24 @@ def _print_demo_report(console: Any, report: Any) -> None:
 
 @app.command("devnet")
 def devnet_command(
-    host: Annotated[str | None, typer.Option(help="Interface to listen on [settings: 127.0.0.1].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help=setting_help("Interface to listen on", "devnet.host"))
+    ] = None,
     port: Annotated[
-        int | None, typer.Option(min=0, max=65535, help="Port; 0 picks a free one [settings: 8000].")
+        int | None,
+        typer.Option(min=0, max=65535, help=setting_help("Port; 0 picks a free one", "devnet.port")),
     ] = None,
     ledger_seconds: Annotated[
-        float | None, typer.Option(min=0.05, help="Seconds between ledger closes [settings: 5].")
+        float | None,
+        typer.Option(min=0.05, help=setting_help("Seconds between ledger closes", "devnet.ledger_seconds")),
     ] = None,
     block_interval: Annotated[
-        int | None, typer.Option(min=1, help="KALE block interval in seconds [settings: 300].")
+        int | None,
+        typer.Option(min=1, help=setting_help("KALE block interval in seconds", "devnet.block_interval")),
     ] = None,
     temp_ttl: Annotated[
-        int | None, typer.Option(min=1, help="Ledgers a temporary entry lives [settings: 17280].")
+        int | None,
+        typer.Option(min=1, help=setting_help("Ledgers a temporary entry lives", "devnet.temp_ttl")),
     ] = None,
     state: Annotated[
         Path | None,
@@ -262,7 +336,6 @@ def devnet_command(
     finally:
         server.stop()
     typer.echo("kalepool devnet stopped")
-
 
 
 # --- miner commands (owned by the miner part) ----------------------------------------------
@@ -476,10 +549,10 @@ def backend_workers(
         bool, typer.Option("--once", help="One run of each worker, print what it did, exit.")
     ] = False,
 ) -> None:
-    """Run the auto-harvester and the reconciler without the HTTP server.
+    """Run the workers without the HTTP server: the auto-harvester, the reconciler and the payouts.
 
-    Safe beside `serve` and other worker processes (pails are claimed with SKIP LOCKED);
-    set backend.workers = false on the servers to keep the workers here only.
+    Safe beside `serve` and other worker processes (pails and payouts are claimed with
+    locks); set backend.workers = false on the servers to keep the workers here only.
     """
     from kalepool.backend.runtime import run_workers
     from kalepool.settings import load_settings
@@ -487,7 +560,6 @@ def backend_workers(
     result = run_workers(load_settings(config), once=once)
     if result is not None:
         print_json(result)
-
 
 
 # --- pooler commands (owned by the pooler part) --------------------------------------------
@@ -569,10 +641,16 @@ def _pooler_status_view(status: Any) -> Any:
     return Group(head, farmers, events)
 
 
-BackendUrlOption = Annotated[str | None, typer.Option(help="The backend's base URL (pooler.backend_url).")]
+BackendUrlOption = Annotated[
+    str | None, setting_option("The backend's base URL", "pooler.backend_url", "URL")
+]
 ApiKeyOption = Annotated[
     str | None,
-    typer.Option(help="The pooler's API key (better: KALEPOOL_POOLER__API_KEY, not seen in ps)."),
+    typer.Option(
+        metavar="KEY",
+        help="The pooler's API key (setting pooler.api_key; better in the environment, "
+        "KALEPOOL_POOLER__API_KEY, where ps cannot show it).",
+    ),
 ]
 
 
@@ -586,17 +664,14 @@ def pooler_earnings(
     """What the pool owes this pooler (its share of its farmers' rewards) and has paid it."""
     import asyncio
 
-    from kalepool.errors import KalePoolError
+    from kalepool.errors import ConfigError
     from kalepool.pooler.client import BackendClient, format_earnings
     from kalepool.settings import load_settings
 
     overrides = {k: v for k, v in {"backend_url": backend_url, "api_key": api_key}.items() if v is not None}
-    try:
-        ps = load_settings(config, pooler=overrides).pooler
-    except KalePoolError as exc:
-        fail(str(exc), code=2)
+    ps = load_settings(config, pooler=overrides).pooler
     if ps.api_key is None:
-        fail("the pooler's API key is missing: set pooler.api_key (KALEPOOL_POOLER__API_KEY)", code=2)
+        raise ConfigError("the pooler's API key is missing: set pooler.api_key (KALEPOOL_POOLER__API_KEY)")
 
     _configure_pooler_logging("ERROR", False)  # the retries' warnings: the final error says it all
 
@@ -605,10 +680,7 @@ def pooler_earnings(
         async with BackendClient(ps.backend_url, ps.api_key.get_secret_value(), retries=2) as client:
             return await client.earnings()
 
-    try:
-        data = asyncio.run(main())
-    except KalePoolError as exc:
-        fail(str(exc))
+    data = asyncio.run(main())
     if as_json:
         print_json(data)
     else:
@@ -620,23 +692,31 @@ def pooler_run(
     backend_url: BackendUrlOption = None,
     api_key: ApiKeyOption = None,
     secret_file: Annotated[
-        Path | None, typer.Option(help="File holding the pooler's own S... secret (pooler.secret_file).")
+        Path | None, setting_option("File holding the pooler's own S... secret", "pooler.secret_file", "FILE")
     ] = None,
-    state_file: Annotated[Path | None, typer.Option(help="Resume state (pooler.state_file).")] = None,
+    state_file: Annotated[Path | None, setting_option("Resume state", "pooler.state_file", "FILE")] = None,
     poll_interval: Annotated[
-        float | None, typer.Option(min=0.1, help="Seconds between farm reads (default 5).")
+        float | None, setting_option("Seconds between farm reads", "pooler.poll_interval", "SECONDS")
     ] = None,
-    max_farmers: Annotated[int | None, typer.Option(min=1, help="Plant and mine at most this many.")] = None,
-    threads: Annotated[int | None, typer.Option(min=1, help="Mining threads (default: all cores).")] = None,
+    max_farmers: Annotated[
+        int | None, setting_option("Plant and mine at most this many", "pooler.max_farmers", "N")
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N", help="Mining threads (setting pooler.threads, else miner.threads, else all cores)."
+        ),
+    ] = None,
     channels: Annotated[
-        int | None, typer.Option(min=1, max=100, help="Accounts submitting works in parallel (default 4).")
+        int | None, setting_option("Accounts submitting works in parallel", "pooler.channels", "N")
     ] = None,
     blocks: Annotated[
-        int | None, typer.Option(min=1, help="Stop after this many blocks (reported and harvested).")
+        int | None,
+        typer.Option(min=1, metavar="N", help="Stop after this many blocks, once reported and harvested."),
     ] = None,
-    status: Annotated[
-        bool, typer.Option("--status/--no-status", help="Live status on the terminal (off: log lines).")
-    ] = True,
+    no_status: Annotated[
+        bool, typer.Option("--no-status", help="Log lines instead of the live status on a terminal.")
+    ] = False,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines on stderr.")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -647,7 +727,6 @@ def pooler_run(
     """
     import asyncio
 
-    from kalepool.errors import KalePoolError
     from kalepool.pooler.runner import build_service, load_keypair, run_until_stopped
     from kalepool.settings import load_settings
 
@@ -665,13 +744,10 @@ def pooler_run(
         }.items()
         if value is not None
     }
-    try:
-        settings = load_settings(config, pooler=overrides)
-        ps = settings.pooler
-        keypair = load_keypair(ps.secret.get_secret_value() if ps.secret else None, ps.secret_file)
-    except KalePoolError as exc:
-        fail(str(exc), code=2)
-    live_view = status and sys.stdout.isatty()
+    settings = load_settings(config, pooler=overrides)
+    ps = settings.pooler
+    keypair = load_keypair(ps.secret.get_secret_value() if ps.secret else None, ps.secret_file)
+    live_view = not no_status and sys.stdout.isatty()
     _configure_pooler_logging("WARNING" if live_view else settings.log_level, log_json or settings.log_json)
 
     async def show(service: Any) -> None:
@@ -693,20 +769,13 @@ def pooler_run(
 
     try:
         asyncio.run(main())
-    except KalePoolError as exc:
-        fail(str(exc))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        fail("interrupted", code=130)
-
+    except asyncio.CancelledError:  # a second signal cancels at once
+        raise KeyboardInterrupt from None
 
 
 def main() -> None:
-    """Console-script entry point."""
-    try:
-        app()
-    except (ValueError, FileNotFoundError) as exc:  # KalePoolError input errors are ValueErrors
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    """Console-script entry point (errors are handled by :class:`Commands`)."""
+    app()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,14 @@
 """The root of kalepool's exception tree.
 
-Every error kalepool raises on purpose derives from :class:`KalePoolError`, so a
-caller (the API's exception handler, the CLI) can map them in one place. Errors
-caused by bad input also derive from :class:`ValueError`.
+Every error kalepool raises on purpose derives from :class:`KalePoolError` and carries a
+stable, machine-readable ``code`` (snake case), so a caller (the API's exception handler,
+the CLI) maps them in one place. Two branches say the caller must change something:
+
+* :class:`InvalidInput` (also a ``ValueError``): an argument or request field is malformed;
+* :class:`ConfigError`: the settings, a key or a file they name are missing or wrong.
+
+The command line prints either as one ``error: ...`` line with exit code 2 (any other
+kalepool error: exit code 1); see :func:`kalepool.cli.main`.
 """
 
 
@@ -27,3 +33,22 @@ class ConfigError(KalePoolError):
     """The settings are missing, inconsistent or unsafe."""
 
     code = "config_error"
+
+
+class NetworkMismatch(ConfigError):
+    """Two parts of the pool are configured for different networks (or the RPC they
+    reach is not the network they were told): ``fact`` names what differs, ``ours`` and
+    ``theirs`` the two values."""
+
+    code = "network_mismatch"
+
+    def __init__(self, fact: str, ours: object, theirs: object, *, where: str = "the network") -> None:
+        super().__init__(f"{fact}: this side has {ours!r}, {where} has {theirs!r}")
+        self.fact = fact
+        self.ours = ours
+        self.theirs = theirs
+
+
+def is_usage_error(exc: BaseException) -> bool:
+    """Whether ``exc`` asks the caller to change its input or settings (CLI exit code 2)."""
+    return isinstance(exc, ConfigError | ValueError | FileNotFoundError | PermissionError | IsADirectoryError)

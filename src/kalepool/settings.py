@@ -237,6 +237,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         nested_model_default_partial_update=True,
+        title="settings",
     )
 
     config_file: ClassVar[Path | None] = None

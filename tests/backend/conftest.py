@@ -29,12 +29,12 @@ from kalepool.backend.api import BackendContext, create_app
 from kalepool.backend.chain import Chain
 from kalepool.backend.custody import Keyring
 from kalepool.backend.db import migrate
+from kalepool.backend.db.embedded import create_database, drop_database
 from kalepool.backend.db.session import Database
 from kalepool.backend.logs import configure_logging
 from kalepool.backend.stellar_chain import GatewayChain
 from kalepool.devnet.testing import DevnetHandle, running_devnet
 from kalepool.settings import BackendSettings
-from kalepool.testing.postgres import create_database, drop_database
 from tests.backend.devnet_env import Controls, gateway_chain
 from tests.backend.fakes import FakeChain
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kalepool.backend.accounting import BPS, CUSTODIAL_KINDS, split_reward, stake_for
-from kalepool.backend.chain import ChainUnavailable, TxExpired, TxInDoubt
+from kalepool.backend.chain import ChainTxExpired, ChainTxInDoubt, ChainUnavailable
 from kalepool.backend.enums import Attribution, JournalKind
 from kalepool.backend.stellar_chain import translate_error
 from kalepool.kale.errors import FarmError, FarmErrorCode, TokenError, TokenErrorCode
@@ -16,11 +16,11 @@ from kalepool.stellar import (
     RpcTimeout,
     SimulationFailed,
     TxAttempt,
+    TxExpired,
     TxFailed,
+    TxInDoubt,
     TxRejected,
 )
-from kalepool.stellar import TxExpired as GatewayTxExpired
-from kalepool.stellar import TxInDoubt as GatewayTxInDoubt
 from kalepool.stellar.errors import attach_attempt
 
 
@@ -105,8 +105,8 @@ def _with_attempt(exc: BaseException) -> BaseException:
         (SimulationFailed("HostError"), "simulation_failed", Attribution.CHAIN, None),
         (RpcTimeout("slow"), "rpc_timeout", Attribution.CHAIN, ChainUnavailable),
         (NetworkError("down"), "network_error", Attribution.CHAIN, ChainUnavailable),
-        (GatewayTxInDoubt("?"), "tx_in_doubt", Attribution.CHAIN, TxInDoubt),
-        (GatewayTxExpired("late"), "tx_expired", Attribution.CHAIN, TxExpired),
+        (TxInDoubt("?"), "tx_in_doubt", Attribution.CHAIN, ChainTxInDoubt),
+        (TxExpired("late"), "tx_expired", Attribution.CHAIN, ChainTxExpired),
     ],
 )
 def test_gateway_errors_get_a_code_and_a_culprit(

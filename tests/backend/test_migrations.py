@@ -7,9 +7,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from kalepool.backend.db import migrate
+from kalepool.backend.db.embedded import psycopg_url
 from kalepool.backend.db.models import IMMUTABLE_TABLES, Base
 from kalepool.backend.db.session import sync_engine
-from kalepool.testing.postgres import psycopg_url
 
 EXPECTED_TABLES = {
     "poolers",

@@ -1,4 +1,5 @@
-"""``kalepool.testing.postgres``: the env override, the embedded server, throw-away databases."""
+"""The embedded server (``kalepool.backend.db.embedded``), throw-away databases, and the
+tests' server (``kalepool.testing.postgres``: the env override)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kalepool.testing import postgres
+from kalepool.backend.db import embedded as postgres
+from kalepool.testing import postgres as test_server
 
 
 def test_the_environment_names_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(postgres.ENV_VAR, "postgresql://u:p@db.example:5433/postgres")
-    assert postgres.test_database_url() == "postgresql+psycopg://u:p@db.example:5433/postgres"
+    monkeypatch.setenv(test_server.ENV_VAR, "postgresql://u:p@db.example:5433/postgres")
+    assert test_server.test_database_url() == "postgresql+psycopg://u:p@db.example:5433/postgres"
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,10 @@ import psycopg
 from stellar_sdk import Keypair
 from stellar_sdk import xdr as sx
 
+from kalepool.backend.db.embedded import psycopg_url
 from kalepool.demo import Cluster, Pool, PoolerProcess, setup_pool
 from kalepool.demo.runner import _friendbot, roll_over_when_ripe, wait_harvested
 from kalepool.kale.storage import account_ledger_key, pail_ledger_key
-from kalepool.testing.postgres import psycopg_url
 
 from .conftest import INTERVAL
 

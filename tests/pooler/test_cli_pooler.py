@@ -56,7 +56,7 @@ def test_load_keypair(tmp_path: Path) -> None:
 def test_the_api_key_is_required(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KALEPOOL_POOLER__SECRET", Keypair.random().secret)
     result = runner.invoke(app, ["pooler", "run", "--no-status", "--state-file", str(tmp_path / "s.json")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "API key is missing" in result.output
 
 

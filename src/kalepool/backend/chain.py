@@ -33,6 +33,8 @@ __all__ = [
     "Chain",
     "ChainError",
     "ChainHealth",
+    "ChainTxExpired",
+    "ChainTxInDoubt",
     "ChainUnavailable",
     "FarmView",
     "HarvestOutcome",
@@ -41,8 +43,6 @@ __all__ = [
     "PaymentOutcome",
     "PlantOutcome",
     "TrustlineOutcome",
-    "TxExpired",
-    "TxInDoubt",
     "UnavailableChain",
 ]
 
@@ -87,13 +87,13 @@ class ChainUnavailable(ChainError):
     code = "chain_unavailable"
 
 
-class TxInDoubt(ChainError):
+class ChainTxInDoubt(ChainError):
     """A transaction was (maybe) sent and its fate is unknown: resume it, never re-sign."""
 
     code = "tx_in_doubt"
 
 
-class TxExpired(ChainError):
+class ChainTxExpired(ChainError):
     """A signed transaction can no longer be applied and never was: it may be signed anew."""
 
     code = "tx_expired"
@@ -253,7 +253,7 @@ class Chain(Protocol):
         """Follow a recorded, signed transaction to its end without signing anything.
 
         Returns the plant or harvest outcome (``None`` for another kind of transaction);
-        raises :class:`TxExpired` when it was never applied and can no longer be, or the
+        raises :class:`ChainTxExpired` when it was never applied and can no longer be, or the
         classified failure it met.
         """
         ...

@@ -3,7 +3,7 @@
 The API turns any of these into ``{"error": {"code", "message", "field"?}}`` in one
 exception handler (:mod:`kalepool.backend.api.errors`).
 
-* ``BackendError`` (500)
+* ``ServiceError`` (500)
     * ``BadRequest`` (400, also a ``ValueError``): ``field`` names the culprit
     * ``Unauthenticated`` (401): no token, or an unknown / revoked one
     * ``Forbidden`` (403): a valid token acting on what it does not own
@@ -17,17 +17,17 @@ from __future__ import annotations
 from kalepool.errors import KalePoolError
 
 __all__ = [
-    "BackendError",
     "BadRequest",
     "Conflict",
     "Forbidden",
     "NotFound",
     "RateLimited",
+    "ServiceError",
     "Unauthenticated",
 ]
 
 
-class BackendError(KalePoolError):
+class ServiceError(KalePoolError):
     status: int = 500
     code = "internal_error"
 
@@ -39,32 +39,32 @@ class BackendError(KalePoolError):
         self.field = field
 
 
-class BadRequest(BackendError, ValueError):
+class BadRequest(ServiceError, ValueError):
     status = 400
     code = "invalid_request"
 
 
-class Unauthenticated(BackendError):
+class Unauthenticated(ServiceError):
     status = 401
     code = "unauthenticated"
 
 
-class Forbidden(BackendError):
+class Forbidden(ServiceError):
     status = 403
     code = "forbidden"
 
 
-class NotFound(BackendError):
+class NotFound(ServiceError):
     status = 404
     code = "not_found"
 
 
-class Conflict(BackendError):
+class Conflict(ServiceError):
     status = 409
     code = "conflict"
 
 
-class RateLimited(BackendError):
+class RateLimited(ServiceError):
     status = 429
     code = "rate_limited"
 

@@ -50,7 +50,7 @@ def database_target(settings: Settings) -> Iterator[DatabaseTarget]:
     if settings.database.url is not None:
         yield DatabaseTarget(settings.database.url.get_secret_value(), embedded=False)
         return
-    from kalepool.testing.postgres import EmbeddedPostgres
+    from kalepool.backend.db.embedded import EmbeddedPostgres
 
     data_dir = settings.database.data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,8 @@ from kalepool.backend.chain import (
     AccountInfo,
     ChainError,
     ChainHealth,
+    ChainTxExpired,
+    ChainTxInDoubt,
     ChainUnavailable,
     FarmView,
     HarvestOutcome,
@@ -36,8 +38,6 @@ from kalepool.backend.chain import (
     PaymentOutcome,
     PlantOutcome,
     TrustlineOutcome,
-    TxExpired,
-    TxInDoubt,
 )
 from kalepool.backend.enums import Attribution
 from kalepool.errors import InvalidInput
@@ -53,7 +53,9 @@ from kalepool.stellar import (
     RaceLost,
     RpcTimeout,
     SimulationFailed,
+    TxExpired,
     TxFailed,
+    TxInDoubt,
     TxRejected,
     TxThrottled,
     attempt_of,
@@ -61,8 +63,6 @@ from kalepool.stellar import (
 from kalepool.stellar import HarvestOutcome as GatewayHarvest
 from kalepool.stellar import PaymentOutcome as GatewayPayment
 from kalepool.stellar import PlantOutcome as GatewayPlant
-from kalepool.stellar import TxExpired as GatewayTxExpired
-from kalepool.stellar import TxInDoubt as GatewayTxInDoubt
 from kalepool.stellar.decode import account_state, trustline_state
 from kalepool.stellar.gateway import DEFAULT_BASE_RESERVE
 from kalepool.stellar.sequences import AccountLock
@@ -116,10 +116,10 @@ def translate_error(exc: BaseException) -> ChainError:
         if known is not None:
             return error(ChainError, known[0], known[1], f"{known[2]} ({exc.result_code})")
         return error(ChainError, "tx_rejected", _C)
-    if isinstance(exc, GatewayTxInDoubt):
-        return error(TxInDoubt, "tx_in_doubt", _C)
-    if isinstance(exc, GatewayTxExpired):
-        return error(TxExpired, "tx_expired", _C)
+    if isinstance(exc, TxInDoubt):
+        return error(ChainTxInDoubt, "tx_in_doubt", _C)
+    if isinstance(exc, TxExpired):
+        return error(ChainTxExpired, "tx_expired", _C)
     if isinstance(exc, RaceLost):
         return error(ChainError, "race_lost", _C)
     if isinstance(exc, TxThrottled):

@@ -3,7 +3,7 @@
 :class:`Cluster` starts the parts the demo (and the end-to-end tests) need, each the
 way an operator would run it:
 
-* **PostgreSQL**: an embedded server (``kalepool.testing.postgres``), or a fresh database
+* **PostgreSQL**: an embedded server (``kalepool.backend.db.embedded``), or a fresh database
   on the server of ``KALEPOOL_DATABASE__URL`` when that is set (dropped at the end);
 * **the devnet**: in this process (a ledger timer thread, wall clock), with fast timing;
 * **the backend**: ``python -m kalepool backend serve --migrate``, a child process
@@ -154,7 +154,7 @@ class Cluster:
         self.stop()
 
     def start_database(self) -> str:
-        from kalepool.testing.postgres import EmbeddedPostgres, create_database
+        from kalepool.backend.db.embedded import EmbeddedPostgres, create_database
 
         if self.external_database:
             self.database_url = create_database(self.external_database)
@@ -370,7 +370,7 @@ class Cluster:
                 self._postgres.stop()
             self._postgres = None
         if self._database_name is not None and self.external_database:
-            from kalepool.testing.postgres import drop_database
+            from kalepool.backend.db.embedded import drop_database
 
             with contextlib.suppress(Exception):
                 drop_database(self.external_database, self._database_name)

@@ -116,8 +116,8 @@ def collect(
     from sqlalchemy import create_engine, func, select
 
     from kalepool.backend.accounting import CUSTODIAL_KINDS
+    from kalepool.backend.db.embedded import sqlalchemy_url
     from kalepool.backend.db.models import BalanceChange, Harvest, Planting, PoolerCompensation, Work
-    from kalepool.testing.postgres import sqlalchemy_url
 
     ids = [f.farmer_id for f in farmers]
     engine = create_engine(sqlalchemy_url(database_url))

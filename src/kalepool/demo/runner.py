@@ -259,9 +259,9 @@ async def wait_harvested(pool: Pool, *, timeout: float) -> None:
     or lost."""
     from sqlalchemy import create_engine, func, select
 
+    from kalepool.backend.db.embedded import sqlalchemy_url
     from kalepool.backend.db.models import Pail
     from kalepool.backend.enums import PailState
-    from kalepool.testing.postgres import sqlalchemy_url
 
     assert pool.cluster.database_url is not None
     engine = create_engine(sqlalchemy_url(pool.cluster.database_url))

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from kalepool.errors import ConfigError
+
 __all__ = [
     "SCHEMA_VERSION",
     "BestFound",
@@ -46,8 +48,11 @@ KEEP_COMPLETED = 32
 SubmissionStatus = Literal["signed", "applied", "failed", "missed", "expired"]
 
 
-class StateError(RuntimeError):
-    """The state file exists but cannot be read (corrupt, or from a newer version)."""
+class StateError(ConfigError):
+    """The state file exists but cannot be used (corrupt, from a newer version, or
+    another pooler's)."""
+
+    code = "pooler_state_error"
 
 
 @dataclass

@@ -1,1 +1,1 @@
-"""Helpers shared by the test suites and the demo (real services, started on demand)."""
+"""Helpers shared by the test suites and the benchmarks (real services, started on demand)."""

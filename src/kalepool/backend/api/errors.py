@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kalepool.backend.api.schemas import ErrorResponse
 from kalepool.backend.chain import ChainError, ChainUnavailable
 from kalepool.backend.custody import CustodyError
-from kalepool.backend.errors import BackendError, RateLimited
+from kalepool.backend.errors import RateLimited, ServiceError
 from kalepool.backend.logs import describe, get_logger, redact
 
 __all__ = [
@@ -76,7 +76,7 @@ def _field_of(loc: tuple[Any, ...]) -> str | None:
 
 
 async def _backend_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, BackendError)
+    assert isinstance(exc, ServiceError)
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
@@ -167,7 +167,7 @@ class UnhandledErrors:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(BackendError, _backend_error)
+    app.add_exception_handler(ServiceError, _backend_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ChainError, _chain_error)

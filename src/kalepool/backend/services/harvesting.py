@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kalepool.backend import journal
 from kalepool.backend.accounting import Split, split_reward
-from kalepool.backend.chain import ChainError, HarvestOutcome, PailInfo, TxExpired, TxInDoubt
+from kalepool.backend.chain import ChainError, ChainTxExpired, ChainTxInDoubt, HarvestOutcome, PailInfo
 from kalepool.backend.db import pails as q
 from kalepool.backend.db import repositories as repo
 from kalepool.backend.db.models import BalanceChange, Farmer, Harvest, Pail, PoolerCompensation, Work
@@ -335,7 +335,7 @@ async def _harvest_one(
         if pail.harvest_tx_hash and pail.harvest_envelope_xdr:
             try:
                 resumed = await ops.chain.resume(pail.harvest_tx_hash, pail.harvest_envelope_xdr)
-            except TxExpired:
+            except ChainTxExpired:
                 resumed = None  # never applied: sign a new one
             if isinstance(resumed, HarvestOutcome):
                 return await _record_harvested(ops, pail, farmer, pooler_bps, resumed)
@@ -377,7 +377,7 @@ async def _harvest_one(
             )
         if exc.code == "work_missing":
             return await _record_unworked(ops, pail, failure)
-        return await _record_attempt(ops, pail, failure, in_doubt=isinstance(exc, TxInDoubt))
+        return await _record_attempt(ops, pail, failure, in_doubt=isinstance(exc, ChainTxInDoubt))
     except q.ClaimLost:  # nothing was sent; the pail is the new holder's to record
         log.warning("harvest dropped: the claim was taken over", pail_id=pail.id)
         taken = "this worker's claim lapsed and another is harvesting this pail"

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kalepool.backend import journal
 from kalepool.backend.accounting import held_fees, pooler_fees_held
-from kalepool.backend.chain import ChainError, ChainUnavailable, PaymentOutcome, TxInDoubt
+from kalepool.backend.chain import ChainError, ChainTxInDoubt, ChainUnavailable, PaymentOutcome
 from kalepool.backend.db import pails as q
 from kalepool.backend.db.models import Farmer, Pail, Payout, Pooler
 from kalepool.backend.enums import (
@@ -732,7 +732,7 @@ async def _record_failure(
         row = await session.get(Payout, payout_id)
         assert row is not None
         signed = row.tx_hash is not None
-        if signed and isinstance(exc, TxInDoubt | ChainUnavailable):
+        if signed and isinstance(exc, ChainTxInDoubt | ChainUnavailable):
             run.in_doubt += 1  # maybe sent: followed by hash next run, never signed again
             log.warning("payout in doubt", farmer_id=str(farmer.id), tx_hash=row.tx_hash, error=exc.code)
             return

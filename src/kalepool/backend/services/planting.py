@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kalepool.backend import journal
 from kalepool.backend.accounting import held_fees, stake_for
-from kalepool.backend.chain import AccountInfo, ChainError, PlantOutcome, TxExpired, TxInDoubt
+from kalepool.backend.chain import AccountInfo, ChainError, ChainTxExpired, ChainTxInDoubt, PlantOutcome
 from kalepool.backend.db import pails as q
 from kalepool.backend.db import repositories as repo
 from kalepool.backend.db.models import Farmer, Pail, Planting
@@ -404,7 +404,7 @@ async def _plant_one(
         if pail.plant_tx_hash and pail.plant_envelope_xdr:
             try:
                 resumed = await ops.chain.resume(pail.plant_tx_hash, pail.plant_envelope_xdr)
-            except TxExpired:
+            except ChainTxExpired:
                 resumed = None  # never applied: sign a new one
             if isinstance(resumed, PlantOutcome):
                 return await _record_planted(ops, pail, farmer, resumed)
@@ -441,7 +441,9 @@ async def _plant_one(
     except ChainError as exc:
         if exc.code == "pail_exists":
             return await _reconcile_existing(ops, pail, farmer, exc)
-        return await _record_failure(ops, pail, farmer, failure_of(exc), in_doubt=isinstance(exc, TxInDoubt))
+        return await _record_failure(
+            ops, pail, farmer, failure_of(exc), in_doubt=isinstance(exc, ChainTxInDoubt)
+        )
     except q.ClaimLost:  # nothing was sent; the pail is the new holder's to record
         log.warning("plant dropped: the claim was taken over", farmer_id=str(farmer.id), pail_id=pail.id)
         return _Result(farmer, failure=Failure("plant_in_progress", TAKEN_OVER, Attribution.BACKEND))
@@ -693,7 +695,9 @@ async def recover_plantings(ops: ChainOps, *, limit: int = 500) -> int:
             if exc.code == "pail_exists":
                 await _reconcile_existing(ops, pail, farmer, exc)
             else:
-                await _record_failure(ops, pail, farmer, failure_of(exc), in_doubt=isinstance(exc, TxInDoubt))
+                await _record_failure(
+                    ops, pail, farmer, failure_of(exc), in_doubt=isinstance(exc, ChainTxInDoubt)
+                )
             return
         if isinstance(outcome, PlantOutcome):
             await _record_planted(ops, pail, farmer, outcome)
