@@ -31,8 +31,11 @@ INTERNAL = {
     # the KALE contract's arithmetic panics, modelled as the contract traps them
     "kalepool.kale.maths.FixedPointTrap",
     "kalepool.kale.maths.IntegerOverflow",
-    # control flow inside the backend: a claim taken over (nothing was sent)
+    # control flow inside the backend: a claim taken over (nothing was sent), and the web
+    # pages' answers other than 200 (rendered as pages)
     "kalepool.backend.db.pails.ClaimLost",
+    "kalepool.backend.web.core.PageError",
+    "kalepool.backend.web.core.SignInRequired",
 }
 
 

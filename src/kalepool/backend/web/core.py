@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kalepool import __version__
 from kalepool.backend.api.app_context import BackendContext
-from kalepool.backend.errors import BackendError, RateLimited
+from kalepool.backend.errors import RateLimited, ServiceError
 from kalepool.backend.ratelimit import RateLimiter
 from kalepool.backend.security import key_kind
 from kalepool.backend.services.auth import Principal, Role, authenticate
@@ -190,14 +190,14 @@ async def principal(request: Request, role: Role) -> Principal:
     admin = context.settings.admin_token.get_secret_value() if context.settings.admin_token else None
     try:
         return await authenticate(context.db, session.token, role=role, admin_token=admin)
-    except BackendError as exc:
+    except ServiceError as exc:
         if exc.status == 401:  # revoked or unknown since the sign-in
             replace_session(request, web_of(request).codec.new())
             raise SignInRequired(role) from exc
         raise page_error(exc) from exc
 
 
-def page_error(exc: BackendError) -> PageError:
+def page_error(exc: ServiceError) -> PageError:
     """A service's refusal as a page (429 keeps its ``Retry-After``)."""
     headers = {}
     if isinstance(exc, RateLimited):

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from kalepool.backend.api import schemas as s
 from kalepool.backend.chain import ChainError
 from kalepool.backend.enums import Asset, FarmerStatus, JournalKind
-from kalepool.backend.errors import BackendError
+from kalepool.backend.errors import ServiceError
 from kalepool.backend.services import farmers, stats
 from kalepool.backend.services.auth import Role
 from kalepool.backend.services.funding import funding_status
@@ -106,7 +106,7 @@ async def confirm_funding(request: Request) -> Response:
             min_xlm_balance=context.settings.min_xlm_balance,
         )
         await reconcile(context.ops, farmer_ids=[result.farmer.id])
-    except (BackendError, ChainError) as exc:
+    except (ServiceError, ChainError) as exc:
         return await _page(request, status=409, errors={"funding": exc.message})
     return redirect(request, "/farmer?notice=funded")
 
@@ -130,7 +130,7 @@ async def update_settings(request: Request) -> Response:
         )
     except ValidationError as exc:
         return await _page(request, status=422, errors=field_errors(exc), values=values)
-    except BackendError as exc:
+    except ServiceError as exc:
         return await _page(
             request, status=exc.status, errors={exc.field or "form": exc.message}, values=values
         )
@@ -155,6 +155,6 @@ async def leave(request: Request) -> Response:
         return redirect(request, "/farmer/leave")
     try:
         await farmers.leave(web_of(request).backend.db, farmer_id=who.farmer_id)
-    except BackendError as exc:
+    except ServiceError as exc:
         return await _page(request, status=exc.status, errors={"leave": exc.message})
     return redirect(request, "/farmer?notice=leaving")

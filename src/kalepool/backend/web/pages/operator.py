@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from kalepool.backend.api import schemas as s
-from kalepool.backend.errors import BackendError
+from kalepool.backend.errors import ServiceError
 from kalepool.backend.services import poolers, stats
 from kalepool.backend.services.alerts import alerts, pool_health
 from kalepool.backend.services.auth import Role
@@ -105,7 +105,7 @@ async def create_pooler(request: Request) -> Response:
         if "reward_share_bps" in errors:
             errors["reward_share_percent"] = "a number from 0 to 100"
         return await _page(request, status=422, values=values, errors=errors)
-    except BackendError as exc:
+    except ServiceError as exc:
         return await _page(
             request, status=exc.status, values=values, errors={exc.field or "form": exc.message}
         )

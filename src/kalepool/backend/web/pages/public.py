@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from kalepool.backend.api import schemas as s
 from kalepool.backend.api.deps import anonymous_rate_limit
 from kalepool.backend.enums import FundingState
-from kalepool.backend.errors import BackendError, RateLimited
+from kalepool.backend.errors import RateLimited, ServiceError
 from kalepool.backend.services import farmers, stats
 from kalepool.backend.services.alerts import pool_health
 from kalepool.backend.services.auth import Role, authenticate
@@ -112,7 +112,7 @@ async def join(request: Request) -> Response:
         return await _join_form(request, status=422, values=form, errors=field_errors(exc))
     except RateLimited as exc:
         raise page_error(exc) from exc
-    except BackendError as exc:
+    except ServiceError as exc:
         return await _join_form(
             request, status=exc.status, values=form, errors={exc.field or "form": exc.message}
         )
@@ -151,7 +151,7 @@ async def sign_in(request: Request) -> Response:
         return render(request, "sign_in.html", status=422, error="Paste your token to sign in.")
     try:
         await authenticate(web.backend.db, token, role=role, admin_token=admin)
-    except BackendError as exc:
+    except ServiceError as exc:
         message = exc.message if exc.status == 403 else "That token is not valid (or was revoked)."
         return render(request, "sign_in.html", status=401, error=message)
     replace_session(request, web.codec.new(token=token, role=role.value))
