@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select, update
@@ -38,6 +39,18 @@ async def test_register_answers_the_custodial_wallet_and_a_token(api: Api) -> No
     assert Keypair.from_public_key(data["custodial_wallet"]).public_key == data["custodial_wallet"]
     assert data["funding"]["custodial_wallet"] == data["custodial_wallet"]
     assert data["funding"]["min_xlm_balance"] == 25_000_000
+    # the steps in the order the chain needs: the KALE trustline exists only after a confirm
+    steps = data["funding"]["steps"]
+    assert [(st["asset"], st["amount"], st["done"]) for st in steps] == [
+        ("XLM", 25_000_000, False),
+        (None, None, False),
+        ("KALE", None, False),
+        (None, None, False),
+    ]
+    assert "trustline" in steps[1]["action"] and "again" in steps[3]["action"]
+    note = data["funding"]["note"]
+    order = [note.index(word) for word in ("XLM", "confirm-funding", "KALE trustline", "again")]
+    assert order == sorted(order)
     async with api.context.db.transaction() as s:
         row = await s.get(Farmer, uuid.UUID(data["farmer_id"]))
     assert row is not None and row.stake_bps == 1250 and row.funding_state == "unfunded"
@@ -120,11 +133,61 @@ async def test_confirm_funding_waits_for_the_account_then_adds_the_trustline(api
     assert balances[Asset.XLM] == -TRUSTLINE_FEE
     assert balances.by_kind[Asset.XLM] == {JournalKind.XLM_FEE: -TRUSTLINE_FEE}
 
-    # confirming again changes nothing and calls nothing
-    calls = len(api.chain.calls)
+    assert data["deposits_journaled"] == 0
+    # the trustline's fee took it just under the minimum again; the KALE is still to come
+    assert data["funding"]["missing"] == ["xlm", "kale"] and data["funding"]["kale_balance"] == 0
+
+    # confirming again adds no second trustline
     again = await api.client.post(url, headers=auth)
     assert again.status_code == 200 and again.json()["trustline_created"] is False
-    assert len(api.chain.calls) == calls
+    assert [c for c in api.chain.calls if c[0] == "ensure_trustline"] == [
+        ("ensure_trustline", farmer["custodial_wallet"])
+    ]
+
+
+async def test_every_confirmation_journals_the_kale_that_arrived(api: Api) -> None:
+    """A second confirm-funding after the KALE arrived recorded nothing: the route returned
+    early for a ready farmer, and only a restart's reconciler journaled the deposit."""
+    pooler_id, _ = await api.create_pooler()
+    farmer = await api.register_farmer(pooler_id)
+    wallet, farmer_id = farmer["custodial_wallet"], uuid.UUID(farmer["farmer_id"])
+    url = f"/api/v1/farmers/{farmer_id}/confirm-funding"
+    auth = api.bearer(farmer["farmer_token"])
+    api.chain.fund(wallet, xlm=30_000_000)
+    first = (await api.client.post(url, headers=auth)).json()
+    assert first["deposits_journaled"] == 0 and first["funding"]["missing"] == ["kale"]
+
+    async def confirmed_with(kale: int) -> dict[str, object]:
+        api.chain.ledger[wallet] = replace(api.chain.ledger[wallet], kale_balance=kale)
+        response = await api.client.post(url, headers=auth)
+        assert response.status_code == 200, response.text
+        data: dict[str, object] = response.json()
+        return data
+
+    second = await confirmed_with(500)
+    assert second["deposits_journaled"] == 500
+    assert second["funding"] == {**second["funding"], "missing": [], "ready": True, "kale_balance": 500}
+    assert all(step["done"] for step in second["funding"]["steps"])  # type: ignore[index]
+    assert (await confirmed_with(500))["deposits_journaled"] == 0  # never twice
+    assert (await confirmed_with(700))["deposits_journaled"] == 200
+    async with api.context.db.transaction() as s:
+        balances = await journal.farmer_balances(s, farmer_id)
+    assert balances.by_kind[Asset.KALE] == {JournalKind.DEPOSIT: 700}
+
+
+async def test_get_farmer_says_what_the_account_lacks(api: Api) -> None:
+    pooler_id, _ = await api.create_pooler()
+    farmer = await api.register_farmer(pooler_id)
+    url = f"/api/v1/farmers/{farmer['farmer_id']}"
+    auth = api.bearer(farmer["farmer_token"])
+    lacking = (await api.client.get(url, headers=auth)).json()["funding"]
+    assert lacking["missing"] == ["xlm", "trustline", "kale"] and lacking["ready"] is False
+    api.chain.fund(farmer["custodial_wallet"], xlm=10_000_000)
+    lacking = (await api.client.get(url, headers=auth)).json()["funding"]
+    assert lacking["xlm_balance"] == 10_000_000 and lacking["missing"] == ["xlm", "trustline", "kale"]
+    api.chain.fail_next = ChainUnavailable("rpc down")
+    unknown = (await api.client.get(url, headers=auth)).json()["funding"]
+    assert unknown["chain_known"] is False and unknown["missing"] == []
 
 
 async def test_an_existing_trustline_is_not_added_again(api: Api) -> None:

@@ -170,10 +170,32 @@ class FarmerCreate(Inbound):
     stake_percentage: StakePercentageIn
 
 
+class FundingStepPublic(BaseModel):
+    number: int
+    action: str
+    amount: Stroops | None = Field(description="stroops to send in this step (null: none, or any)")
+    asset: str | None = Field(description="XLM or KALE when this step sends an asset")
+    done: bool
+
+
 class FundingInstructions(BaseModel):
     custodial_wallet: str
     min_xlm_balance: Stroops = Field(description="XLM the account needs to count as funded")
     note: str
+    steps: list[FundingStepPublic] = Field(description="the funding steps, in the order the chain needs")
+
+
+class FundingStatusPublic(BaseModel):
+    """The custodial account as the chain shows it, and what it still lacks."""
+
+    custodial_wallet: str
+    min_xlm_balance: Stroops
+    chain_known: bool = Field(description="false when the chain could not be read (figures unknown)")
+    xlm_balance: Stroops
+    kale_balance: Stroops | None = Field(description="null while there is no KALE trustline")
+    missing: list[str] = Field(description="what stops planting: xlm, trustline, kale")
+    ready: bool
+    steps: list[FundingStepPublic]
 
 
 class FarmerRegistered(BaseModel):
@@ -222,6 +244,8 @@ class FundingConfirmed(BaseModel):
     farmer: FarmerPublic
     trustline_created: bool
     trustline_tx_hash: str | None
+    deposits_journaled: Stroops = Field(description="KALE this confirmation recorded as deposits")
+    funding: FundingStatusPublic
 
 
 class PlantingPublic(BaseModel):
@@ -296,6 +320,7 @@ class FarmerDetailPublic(FarmerPublic):
     recent_harvests: list[HarvestPublic]
     recent_balance_changes: list[BalanceChangePublic]
     recent_payouts: list[PayoutPublic] = Field(description="payments to its payout wallet, newest first")
+    funding: FundingStatusPublic
 
 
 # --- pooler ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from kalepool.backend.db.models import (
 )
 from kalepool.backend.enums import Asset, FarmerStatus, FundingState, PoolerStatus
 from kalepool.backend.services.farmers import FarmerDetail
+from kalepool.backend.services.funding import FundingStatus, FundingStep
 from kalepool.backend.services.poolers import BlockReport, PoolerEarnings, PoolerSummary
 
 
@@ -113,7 +114,24 @@ def _balance_change(b: BalanceChange) -> s.BalanceChangePublic:
     )
 
 
-def farmer_detail(d: FarmerDetail) -> s.FarmerDetailPublic:
+def funding_steps(steps: list[FundingStep]) -> list[s.FundingStepPublic]:
+    return [s.FundingStepPublic.model_validate(step, from_attributes=True) for step in steps]
+
+
+def funding(f: FundingStatus) -> s.FundingStatusPublic:
+    return s.FundingStatusPublic(
+        custodial_wallet=f.account,
+        min_xlm_balance=f.min_xlm_balance,
+        chain_known=f.chain_known,
+        xlm_balance=f.xlm_balance,
+        kale_balance=f.kale_balance,
+        missing=f.missing,
+        ready=f.ready,
+        steps=funding_steps(f.steps),
+    )
+
+
+def farmer_detail(d: FarmerDetail, funding_status: FundingStatus) -> s.FarmerDetailPublic:
     balances = s.FarmerBalances(
         kale=d.balances[Asset.KALE],
         xlm=d.balances[Asset.XLM],
@@ -129,6 +147,7 @@ def farmer_detail(d: FarmerDetail) -> s.FarmerDetailPublic:
             "recent_harvests": [_harvest(h) for h in d.harvests],
             "recent_balance_changes": [_balance_change(b) for b in d.statement],
             "recent_payouts": [_payout(p) for p in d.payouts],
+            "funding": funding(funding_status),
         }
     )
 

@@ -7,13 +7,21 @@ there; confirming again journals the deposit. Amounts are stroops.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
-from kalepool.backend.chain import AccountInfo, Chain, ChainError
+from kalepool.backend import journal
+from kalepool.backend.chain import AccountInfo, Chain, ChainError, TrustlineOutcome
 from kalepool.backend.db.models import Farmer
-from kalepool.backend.enums import FundingState
+from kalepool.backend.enums import Asset, FundingState
+from kalepool.backend.logs import get_logger
+from kalepool.backend.services import farmers
+from kalepool.backend.services.common import ChainOps
+from kalepool.backend.services.reconcile import reconcile
 
-__all__ = ["FundingStatus", "FundingStep", "funding_status"]
+__all__ = ["Confirmation", "FundingStatus", "FundingStep", "confirm", "funding_status"]
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,3 +124,36 @@ async def funding_status(
         kale_balance=info.kale_balance,
         journal_kale=journal_kale,
     )
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What one ``confirm-funding`` did, and what the account still lacks."""
+
+    farmer: Farmer
+    #: the KALE trustline this confirmation added (``None``: none was needed yet)
+    trustline: TrustlineOutcome | None
+    #: stroops of KALE this confirmation journaled as deposits
+    deposited: int
+    status: FundingStatus
+
+
+async def confirm(ops: ChainOps, *, farmer_id: uuid.UUID) -> Confirmation:
+    """Check the account (adding the KALE trustline once it holds the XLM), then journal
+    every deposit not journaled yet: each confirmation records the KALE that arrived
+    since the last one. Raises what :func:`farmers.confirm_funding` raises while the
+    account is not funded; a chain failure while checking for deposits is logged (the
+    reconciler records them later)."""
+    minimum = ops.settings.min_xlm_balance
+    result = await farmers.confirm_funding(
+        ops.db, ops.chain, ops.signer, farmer_id=farmer_id, min_xlm_balance=minimum
+    )
+    deposited = 0
+    try:
+        deposited = (await reconcile(ops, farmer_ids=[farmer_id])).deposited
+    except ChainError as exc:
+        log.warning("deposit check after funding failed", farmer_id=str(farmer_id), error=exc.code)
+    async with ops.db.transaction() as session:
+        kale = (await journal.farmer_balances(session, farmer_id))[Asset.KALE]
+    status = await funding_status(ops.chain, result.farmer, min_xlm_balance=minimum, journal_kale=kale)
+    return Confirmation(result.farmer, result.trustline, deposited, status)

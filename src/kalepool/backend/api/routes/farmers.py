@@ -10,13 +10,12 @@ from kalepool.backend.api import schemas as s
 from kalepool.backend.api import views
 from kalepool.backend.api.deps import ContextDep, FarmerDep, anonymous_rate_limit
 from kalepool.backend.api.errors import responses
-from kalepool.backend.chain import ChainError
-from kalepool.backend.enums import FundingState
+from kalepool.backend.enums import Asset, FundingState
 from kalepool.backend.errors import Forbidden
 from kalepool.backend.logs import get_logger
-from kalepool.backend.services import farmers
+from kalepool.backend.services import farmers, funding
 from kalepool.backend.services.auth import Principal
-from kalepool.backend.services.reconcile import reconcile
+from kalepool.backend.services.funding import FundingStatus
 
 router = APIRouter(prefix="/farmers", tags=["farmers"])
 log = get_logger(__name__)
@@ -45,6 +44,7 @@ async def register_farmer(body: s.FarmerCreate, context: ContextDep) -> s.Farmer
         stake_bps=s.stake_bps(body.stake_percentage),
     )
     minimum = context.settings.min_xlm_balance
+    fresh = FundingStatus(farmer.public_key, farmer.funding_state, minimum, chain_known=False)
     return s.FarmerRegistered(
         farmer_id=farmer.id,
         pooler_id=farmer.pooler_id,
@@ -56,9 +56,11 @@ async def register_farmer(body: s.FarmerCreate, context: ContextDep) -> s.Farmer
             custodial_wallet=farmer.public_key,
             min_xlm_balance=minimum,
             note=(
-                f"Send at least {minimum / 10_000_000:g} XLM (and the KALE to stake) to the custodial "
-                "wallet, then POST /api/v1/farmers/{id}/confirm-funding."
+                f"1. Send at least {minimum / 10_000_000:g} XLM to the custodial wallet (it creates the "
+                f"account). 2. POST /api/v1/farmers/{farmer.id}/confirm-funding: the pool adds the KALE "
+                "trustline. 3. Send the KALE to farm with. 4. Confirm again: the deposit is recorded."
             ),
+            steps=views.funding_steps(fresh.steps),
         ),
         farmer_token=token.token,
     )
@@ -72,27 +74,19 @@ async def register_farmer(body: s.FarmerCreate, context: ContextDep) -> s.Farmer
 async def confirm_funding(
     farmer_id: uuid.UUID, context: ContextDep, principal: FarmerDep
 ) -> s.FundingConfirmed:
-    """Check the custodial account on chain; once funded, the backend adds the KALE trustline.
+    """Check the custodial account on chain; once funded, the backend adds the KALE trustline,
+    and every confirmation journals the KALE that arrived since the last one as a deposit.
 
     409 ``account_not_found`` / ``insufficient_xlm`` while the account is not funded yet.
-    KALE already in the account is journaled as a deposit.
+    ``funding`` says what the account still lacks, step by step.
     """
-    result = await farmers.confirm_funding(
-        context.db,
-        context.chain,
-        context.signer,
-        farmer_id=_own(principal, farmer_id),
-        min_xlm_balance=context.settings.min_xlm_balance,
-    )
-    if result.became_ready:
-        try:
-            await reconcile(context.ops, farmer_ids=[result.farmer.id])
-        except ChainError as exc:  # the reconciler picks the deposit up later
-            log.warning("deposit check after funding failed", farmer_id=str(farmer_id), error=exc.code)
+    done = await funding.confirm(context.ops, farmer_id=_own(principal, farmer_id))
     return s.FundingConfirmed(
-        farmer=views.farmer_public(result.farmer),
-        trustline_created=bool(result.trustline and result.trustline.created),
-        trustline_tx_hash=result.trustline.tx_hash if result.trustline else None,
+        farmer=views.farmer_public(done.farmer),
+        trustline_created=bool(done.trustline and done.trustline.created),
+        trustline_tx_hash=done.trustline.tx_hash if done.trustline else None,
+        deposits_journaled=done.deposited,
+        funding=views.funding(done.status),
     )
 
 
@@ -107,9 +101,16 @@ async def leave(farmer_id: uuid.UUID, context: ContextDep, principal: FarmerDep)
 
 @router.get("/{farmer_id}", response_model=s.FarmerDetailPublic, responses=responses(401, 403, 404, 422, 429))
 async def get_farmer(farmer_id: uuid.UUID, context: ContextDep, principal: FarmerDep) -> s.FarmerDetailPublic:
-    """Status, balances from the journal, and the recent plantings, works, harvests."""
+    """Status, balances from the journal, the recent plantings, works, harvests, and what
+    the custodial account still lacks to be planted (``funding``, read from the chain)."""
     detail = await farmers.farmer_detail(context.db, farmer_id=_own(principal, farmer_id))
-    return views.farmer_detail(detail)
+    status = await funding.funding_status(
+        context.chain,
+        detail.farmer,
+        min_xlm_balance=context.settings.min_xlm_balance,
+        journal_kale=detail.balances[Asset.KALE],
+    )
+    return views.farmer_detail(detail, status)
 
 
 @router.patch(

@@ -15,8 +15,7 @@ from kalepool.backend.enums import Asset, FarmerStatus, JournalKind
 from kalepool.backend.errors import ServiceError
 from kalepool.backend.services import farmers, stats
 from kalepool.backend.services.auth import Role
-from kalepool.backend.services.funding import funding_status
-from kalepool.backend.services.reconcile import reconcile
+from kalepool.backend.services.funding import confirm, funding_status
 from kalepool.backend.web.core import checked_form, principal, redirect, render, web_of
 from kalepool.backend.web.pages.public import field_errors
 
@@ -98,14 +97,7 @@ async def confirm_funding(request: Request) -> Response:
     assert who.farmer_id is not None
     context = web_of(request).backend
     try:
-        result = await farmers.confirm_funding(
-            context.db,
-            context.chain,
-            context.signer,
-            farmer_id=who.farmer_id,
-            min_xlm_balance=context.settings.min_xlm_balance,
-        )
-        await reconcile(context.ops, farmer_ids=[result.farmer.id])
+        await confirm(context.ops, farmer_id=who.farmer_id)
     except (ServiceError, ChainError) as exc:
         return await _page(request, status=409, errors={"funding": exc.message})
     return redirect(request, "/farmer?notice=funded")
