@@ -14,6 +14,8 @@ exception handler (:mod:`kalepool.backend.api.errors`).
 
 from __future__ import annotations
 
+import math
+
 from kalepool.errors import KalePoolError
 
 __all__ = [
@@ -69,5 +71,6 @@ class RateLimited(ServiceError):
     code = "rate_limited"
 
     def __init__(self, retry_after: float) -> None:
-        super().__init__(f"too many requests: retry in {retry_after:.1f} s")
-        self.retry_after = retry_after
+        #: whole seconds, at least 1: what the message and ``Retry-After`` both say
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(f"too many requests: retry in {self.retry_after} s")

@@ -44,7 +44,7 @@ class Metrics:
         )
         self.plants = Counter(
             "kalepool_plants_total",
-            "Farmer plants, by result (planted, reconciled, failed)",
+            "Farmer plants, by result (planted, reconciled, failed; refused: a stale or future block)",
             ["result"],
             registry=self.registry,
         )

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kalepool.backend.api.schemas import ErrorResponse
@@ -79,7 +80,7 @@ async def _backend_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     headers = None
     if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
+        headers = {"Retry-After": str(exc.retry_after)}
     return error_response(exc.status, exc.code, exc.message, exc.field, headers)
 
 
@@ -98,11 +99,28 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", message, field)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method the API documents at this path (Starlette names only the first
+    matching route's); the table is built from the OpenAPI document once per app."""
+    table = getattr(request.app.state, "allowed_methods", None)
+    if table is None:
+        paths = request.app.openapi()["paths"]
+        table = [(compile_path(path)[0], sorted(m.upper() for m in ops)) for path, ops in paths.items()]
+        request.app.state.allowed_methods = table
+    for regex, methods in table:
+        if regex.match(request.url.path):
+            return ", ".join(methods)
+    return ""
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return error_response(exc.status_code, code, message, headers=headers or None)
 
 
 async def _chain_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,9 +1,12 @@
 """Request and response bodies of ``/api/v1``: one model per direction.
 
-Inbound models forbid unknown fields. No outbound model has a field for a secret: the
-sealed secret lives only on the ``farmers`` row. Amounts are integers in stroops; hashes,
-entropy and transaction hashes are lowercase hex; ``stake_percentage`` is a number from 0
-to 100 with at most two decimals (stored as basis points).
+Inbound models forbid unknown fields and are strict where JSON has the type: an integer
+field takes a JSON integer only (not ``"3"``, ``true`` or ``1e3``), bounded to its column
+(``Int32``, ``BlockIndex``, ``U64``); a number is finite; text holds no control character
+(PostgreSQL cannot store NUL); every list is bounded. No outbound model has a field for a
+secret: the sealed secret lives only on the ``farmers`` row. Amounts are integers in
+stroops; hashes, entropy and transaction hashes are lowercase hex; ``stake_percentage`` is
+a JSON number from 0 to 100 with at most two decimals (stored as basis points).
 """
 
 from __future__ import annotations
@@ -13,7 +16,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from stellar_sdk import StrKey
 
 from kalepool.backend.enums import Attribution, FarmerStatus, FundingState, PoolerStatus
@@ -34,12 +48,52 @@ StellarAccount = Annotated[
     ),
     AfterValidator(_check_account),
 ]
-BlockIndex = Annotated[int, Field(ge=0, le=2**32 - 1, description="KALE farm block index (u32)")]
+INT32_MAX = 2**31 - 1
+#: the most items one request may list (work results, farmers to harvest): its queries
+#: stay far below PostgreSQL's 65,535 bind parameters, its answer a few megabytes
+MAX_ITEMS = 10_000
+#: offsets of paged listings
+MAX_OFFSET = 1_000_000
+
+BlockIndex = Annotated[
+    int, Field(strict=True, ge=0, le=2**32 - 1, description="KALE farm block index (u32)")
+]
+#: an integer stored in an INTEGER column (or compared with one)
+Int32 = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]
 Stroops = Annotated[int, Field(description="amount in stroops (1 KALE = 10,000,000)")]
 Hex32 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="32 bytes, lowercase hex")]
+#: free text from a client: no control characters (NUL cannot be stored)
+Text = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+def _stake_number(value: Any) -> Any:
+    """A JSON number only (not a string, not a boolean); a float that is a multiple of 0.01
+    up to float rounding (``0.07`` arrives as ``0.07000000000000001`` from some clients) is
+    taken as that multiple."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError("must be a JSON number")
+    if isinstance(value, float):
+        if not -1e6 < value < 1e6:  # NaN, infinities and the far out of range
+            raise ValueError("must be a number from 0 to 100")
+        exact = Decimal(repr(value))
+        rounded = exact.quantize(Decimal("0.01"))
+        return rounded if abs(exact - rounded) < Decimal("1e-9") else exact
+    return value
+
+
 StakePercentageIn = Annotated[
     Decimal,
-    Field(ge=0, le=100, max_digits=5, decimal_places=2, description="share of the KALE balance staked, %"),
+    BeforeValidator(_stake_number),
+    Field(ge=0, le=100, decimal_places=2),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 100,
+            "multipleOf": 0.01,
+            "description": "share of the KALE balance staked, % (at most two decimals)",
+        }
+    ),
 ]
 StakePercentageOut = Annotated[float, PlainSerializer(float, return_type=float)]
 
@@ -50,6 +104,12 @@ def stake_bps(percentage: Decimal) -> int:
 
 def stake_percentage(bps: int) -> float:
     return bps / 100
+
+
+def _not_null(kind: Any) -> WithJsonSchema:
+    """The JSON schema of ``kind`` for an optional field that may be left out, not sent
+    as null."""
+    return WithJsonSchema(TypeAdapter(kind).json_schema())
 
 
 class Inbound(BaseModel):
@@ -103,8 +163,10 @@ class PoolerCreate(Inbound):
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
     public_key: StellarAccount | None = Field(default=None, description="the pooler's own account")
-    reward_share_bps: int = Field(default=0, ge=0, le=10_000, description="share of its farmers' rewards")
-    max_farmers: int | None = Field(default=None, ge=1, le=1_000_000)
+    reward_share_bps: int = Field(
+        default=0, strict=True, ge=0, le=10_000, description="share of its farmers' rewards"
+    )
+    max_farmers: int | None = Field(default=None, strict=True, ge=1, le=1_000_000)
 
 
 class PoolerPublic(BaseModel):
@@ -225,13 +287,24 @@ class FarmerPublic(BaseModel):
 
 
 class FarmerUpdate(Inbound):
-    """Body of ``PATCH /farmers/{id}``: at least one field."""
+    """Body of ``PATCH /farmers/{id}``: at least one field; a field left out is unchanged."""
 
-    stake_percentage: StakePercentageIn | None = None
-    payout_wallet: StellarAccount | None = None
-    pooler_id: uuid.UUID | None = Field(
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    stake_percentage: Annotated[StakePercentageIn | None, _not_null(StakePercentageIn)] = None
+    payout_wallet: Annotated[StellarAccount | None, _not_null(StellarAccount)] = None
+    pooler_id: Annotated[uuid.UUID | None, _not_null(uuid.UUID)] = Field(
         default=None, description="move to another pooler (once no block of the farmer is open)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = sorted(k for k, v in data.items() if v is None)
+            if nulls:
+                raise ValueError(f"leave {', '.join(nulls)} out instead of sending null")
+        return data
 
     @model_validator(mode="after")
     def _not_empty(self) -> FarmerUpdate:
@@ -359,11 +432,13 @@ class PoolerEarnings(BaseModel):
 
 class HeartbeatRequest(Inbound):
     pooler_id: uuid.UUID
-    status: str | None = Field(default=None, max_length=64, examples=["mining"])
-    version: str | None = Field(default=None, max_length=64)
-    hash_rate: float | None = Field(default=None, ge=0, description="hashes per second")
+    status: Text | None = Field(default=None, max_length=64, examples=["mining"])
+    version: Text | None = Field(default=None, max_length=64)
+    hash_rate: float | None = Field(
+        default=None, strict=True, allow_inf_nan=False, ge=0, le=1e18, description="hashes per second"
+    )
     current_block: BlockIndex | None = None
-    farmers_mining: int | None = Field(default=None, ge=0)
+    farmers_mining: Int32 | None = None
 
 
 class HeartbeatResponse(BaseModel):
@@ -380,7 +455,11 @@ class PlantRequest(Inbound):
     )
     pooler_id: uuid.UUID
     max_farmers_capacity: int | None = Field(
-        default=None, ge=1, description="plant at most this many farmers in the block (already planted count)"
+        default=None,
+        strict=True,
+        ge=1,
+        le=INT32_MAX,
+        description="plant at most this many farmers in the block (already planted count)",
     )
 
 
@@ -422,12 +501,10 @@ class PlantResponse(BaseModel):
 
 class WorkResult(Inbound):
     farmer_id: uuid.UUID
-    nonce: int = Field(ge=0, le=2**64 - 1, description="u64")
+    nonce: int = Field(strict=True, ge=0, le=2**64 - 1, description="u64")
     hash: Hex32
-    zeros: int = Field(ge=0, le=64, description="leading zero nibbles of the hash")
-    gap: int | None = Field(
-        default=None, ge=0, description="ledgers between plant and work, as work returned"
-    )
+    zeros: int = Field(strict=True, ge=0, le=64, description="leading zero nibbles of the hash")
+    gap: Int32 | None = Field(default=None, description="ledgers between plant and work, as work returned")
     tx_hash: Hex32 | None = Field(default=None, description="the work transaction")
 
 
@@ -436,7 +513,7 @@ class WorkCompleteRequest(Inbound):
 
     block_index: BlockIndex
     pooler_id: uuid.UUID
-    work_results: list[WorkResult] = Field(max_length=10_000)
+    work_results: list[WorkResult] = Field(max_length=MAX_ITEMS)
 
 
 class RejectedWork(BaseModel):
@@ -467,14 +544,22 @@ class WorkCompleteResponse(BaseModel):
 
 class HarvestBlock(Inbound):
     block_index: BlockIndex
-    farmer_ids: list[uuid.UUID] = Field(min_length=1, max_length=10_000)
+    farmer_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
 class HarvestRequest(Inbound):
-    """Body of ``POST /pooler/harvest-request``."""
+    """Body of ``POST /pooler/harvest-request``: at most 10,000 farmer ids in all."""
 
     pooler_id: uuid.UUID
     harvest_blocks: list[HarvestBlock] = Field(min_length=1, max_length=1_000)
+
+    @field_validator("harvest_blocks")
+    @classmethod
+    def _bounded(cls, blocks: list[HarvestBlock]) -> list[HarvestBlock]:
+        total = sum(len(b.farmer_ids) for b in blocks)
+        if total > MAX_ITEMS:
+            raise ValueError(f"{total} farmer ids: at most {MAX_ITEMS} in one request")
+        return blocks
 
 
 class HarvestResult(BaseModel):

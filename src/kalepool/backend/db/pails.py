@@ -36,10 +36,12 @@ __all__ = [
     "db_now",
     "delete_pail",
     "insert_planting_pails",
+    "lock_pooler_block",
     "pails_by_ids",
     "pails_for_plant_request",
     "pails_in_block",
     "pails_of",
+    "rejected_works",
     "release",
     "set_pail",
     "successful_harvests",
@@ -319,6 +321,25 @@ async def accepted_works(
         Work.block_index == block_index, Work.status == WorkStatus.ACCEPTED.value, Work.farmer_id.in_(ids)
     )
     return set((await session.scalars(query)).all())
+
+
+async def rejected_works(
+    session: AsyncSession, *, block_index: int, farmer_ids: Iterable[uuid.UUID]
+) -> set[tuple[uuid.UUID, str | None]]:
+    """(farmer, reason) of the rejected works recorded in this block."""
+    ids = list(farmer_ids)
+    if not ids:
+        return set()
+    query = select(Work.farmer_id, Work.reason).where(
+        Work.block_index == block_index, Work.status == WorkStatus.REJECTED.value, Work.farmer_id.in_(ids)
+    )
+    return {(row.farmer_id, row.reason) for row in (await session.execute(query)).all()}
+
+
+async def lock_pooler_block(session: AsyncSession, *, pooler_id: uuid.UUID, block_index: int) -> None:
+    """A transaction-scoped advisory lock on one pooler's block (its writers queue up)."""
+    key = f"pooler-block:{pooler_id}:{block_index}"
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
 
 
 async def compensations(

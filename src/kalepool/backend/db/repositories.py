@@ -7,7 +7,7 @@ two UUIDs cannot be swapped by position.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "block_event_counts",
     "block_operations",
     "count_farmers",
+    "farmers_by_ids",
     "farmers_sealed_under_other_keys",
     "find_api_key",
     "get_farmer",
@@ -159,6 +160,15 @@ async def get_farmer(
     if for_update:
         query = query.with_for_update()
     return (await session.scalars(query)).one_or_none()
+
+
+async def farmers_by_ids(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Farmer]:
+    """The farmers with these ids that exist, in one query (callers bound the list)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = (await session.scalars(select(Farmer).where(Farmer.id.in_(wanted)))).all()
+    return {f.id: f for f in rows}
 
 
 async def count_farmers(session: AsyncSession, *, pooler_id: uuid.UUID) -> int:

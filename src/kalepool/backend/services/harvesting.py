@@ -117,7 +117,7 @@ async def harvest_request(
     pairs = list(dict.fromkeys((farmer_id, block) for block, farmer_id in items))
     farm = await ops.chain.farm()
     async with ops.db.transaction() as session:
-        farmers = await _farmers(session, {f for f, _ in pairs})
+        farmers = await repo.farmers_by_ids(session, {f for f, _ in pairs})
         pails = await q.pails_of(session, pairs)
         done = await q.successful_harvests(session, pairs)
 
@@ -251,13 +251,6 @@ async def harvest_request(
     return report
 
 
-async def _farmers(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Farmer]:
-    if not ids:
-        return {}
-    rows = (await session.scalars(select(Farmer).where(Farmer.id.in_(ids)))).all()
-    return {f.id: f for f in rows}
-
-
 async def _from_record(session: AsyncSession, row: Harvest, *, already: bool) -> Harvested:
     """A recorded harvest and its split, read back from the journal."""
     query = select(BalanceChange.kind, BalanceChange.amount).where(
@@ -291,7 +284,7 @@ async def harvest_claimed(ops: ChainOps, pails: Sequence[Pail], *, latest_ledger
     if not pails:
         return []
     async with ops.db.transaction() as session:
-        farmers = await _farmers(session, {p.farmer_id for p in pails})
+        farmers = await repo.farmers_by_ids(session, {p.farmer_id for p in pails})
         shares = {}
         for pooler_id in {p.pooler_id for p in pails}:
             pooler = await repo.get_pooler(session, pooler_id)

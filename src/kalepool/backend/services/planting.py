@@ -8,7 +8,10 @@ One request, step by step:
    there are answered as ``already_planted`` and never planted again.
 3. Check the requested block: below the farm's index is ``stale_block``, above the block a
    plant would open is ``future_block`` (both the pooler's fault); a paused farm is
-   ``farm_paused``. Then nobody is planted and each farmer gets a failed ``plantings`` row.
+   ``farm_paused``. Then nobody is planted, and nothing is written: a refusal changes
+   nothing (it is counted in ``kalepool_plants_total{result="refused"}``), so a pooler
+   asking again and again leaves no rows behind. Only the farmers planted in the
+   requested block itself are answered ``already_planted`` then.
 4. Claim one pail per farmer (``INSERT ... ON CONFLICT DO NOTHING`` on the unique
    (farmer, block), then ``SELECT ... FOR UPDATE SKIP LOCKED`` of the unclaimed or lapsed
    ones), in one short transaction. Farmers another request holds are waited for.
@@ -122,11 +125,16 @@ async def plant_request(
     started = time.perf_counter()
     farm = await ops.chain.farm()  # nothing is attempted when the farm cannot be read
     landing = farm.index + 1 if farm.ripe else farm.index
+    problem = _block_problem(block_index, farm.index, farm.ripe, farm.paused)
     async with ops.db.transaction() as session:
         farmers = list(await repo.plantable_farmers(session, pooler_id=pooler_id))
         existing = await q.pails_for_plant_request(
             session, pooler_id=pooler_id, requested=block_index, landing=landing
         )
+        if problem is not None:  # the open block's plants are not this request's answer
+            existing = [
+                p for p in existing if block_index in (p.requested_block_index, p.block_index)
+            ]
         already_ids = {p.farmer_id for p in existing if p.state in q.PLANTED_STATES}
         known = {f.id for f in farmers}
         farmers += [
@@ -148,11 +156,12 @@ async def plant_request(
         report.skipped_capacity = max(0, len(candidates) - room)
         candidates = candidates[:room]
 
-    problem = _block_problem(block_index, farm.index, farm.ripe, farm.paused)
     results: list[_Result] = []
     waiting: list[Pail] = []
     if problem is not None:
-        results = await _refuse(ops, candidates, block_index, problem)
+        results = [_Result(f, failure=problem) for f in candidates]
+        if candidates:
+            ops.metrics.plants.labels(result="refused").inc(len(candidates))
     elif candidates:
         claimant = claimant_id("plant")
         async with holding_claims(ops.db, claimant, ops.settings.claim_seconds):
@@ -225,7 +234,7 @@ async def plant_request(
             )
         )
 
-    await _account(ops, pooler_id, report, results, landing if problem is None else block_index)
+    await _account(ops, pooler_id, report, results, landing, record=problem is None)
     answered = {p.farmer_id for p in report.planted} | {f.farmer_id for f in report.failed}
     for farmer in candidates:  # a claim that could not be taken nor waited for (never silent)
         if farmer.id not in answered:
@@ -371,28 +380,6 @@ async def _one_per_farmer(session: AsyncSession, claimed: Sequence[Pail], landin
         if pail.id not in keep:
             await q.release(session, pail.id)
     return list(best.values())
-
-
-async def _refuse(
-    ops: ChainOps, farmers: Sequence[Farmer], block_index: int, problem: Failure
-) -> list[_Result]:
-    """Nobody is planted: one failed ``plantings`` row per farmer, with the blame."""
-    if farmers:
-        async with ops.db.transaction() as session:
-            session.add_all(
-                Planting(
-                    farmer_id=f.id,
-                    pooler_id=f.pooler_id,
-                    block_index=block_index,
-                    status=EventStatus.FAILED.value,
-                    stake_amount=0,
-                    error_code=problem.code,
-                    error_message=problem.message,
-                    attributed_to=problem.attributed_to.value,
-                )
-                for f in farmers
-            )
-    return [_Result(f, failure=problem) for f in farmers]
 
 
 async def _plant_one(
@@ -610,9 +597,15 @@ async def _record_failure(
 
 
 async def _account(
-    ops: ChainOps, pooler_id: uuid.UUID, report: PlantReport, results: list[_Result], default_block: int
+    ops: ChainOps,
+    pooler_id: uuid.UUID,
+    report: PlantReport,
+    results: list[_Result],
+    default_block: int,
+    *,
+    record: bool = True,
 ) -> None:
-    """Fill the report from the results and add them to ``block_operations``."""
+    """Fill the report from the results and (``record``) add them to ``block_operations``."""
     totals: dict[int, dict[str, int]] = {}
     entropies: dict[int, bytes] = {}
     for result in results:
@@ -634,7 +627,7 @@ async def _account(
             report.failed.append(FailedPlant(result.farmer.id, f.code, f.message, f.attributed_to))
             if f.code != "plant_in_progress":  # another request's farmer, not a failure here
                 bucket["farmers_failed"] += 1
-    if not totals:
+    if not totals or not record:
         return
     async with ops.db.transaction() as session:
         for block, counts in sorted(totals.items()):

@@ -6,7 +6,12 @@ the entropy recorded at planting and the farmer's address, and must equal the cl
 with exactly the claimed leading zeros; then ``Pail(farmer, index)`` is read from the
 chain: it must be worked, with the claimed zeros (and gap, when given). Accepted results
 become ``works`` rows (one per farmer and block, enforced by a partial unique index: a
-repeated call records nothing twice); rejected ones are recorded with their reason.
+repeated call records nothing twice). A rejected result of a planted farmer is recorded
+once per farmer, block and reason: a repeat writes nothing new and is only counted
+(``block_operations.works_rejected``, ``kalepool_works_total``). A result for a farmer of
+another pooler, or one not planted in the block (a block that never was, say), writes
+nothing at all. The farmers are read in one query, whatever the request lists (at most
+10,000 results).
 
 Compensation: every farmer of the pooler planted in the block that still has no accepted
 work after the call gets one ``pooler_compensations`` row (unique per farmer and block):
@@ -99,7 +104,7 @@ async def work_complete(
             if p.state in q.PLANTED_STATES
         }
         plantings = await q.successful_plantings(session, [(f, block_index) for f in pails])
-        farmers = {f: farmer for f in pails if (farmer := await repo.get_farmer(session, f)) is not None}
+        farmers = await repo.farmers_by_ids(session, set(pails) | {c.farmer_id for c in claims})
         accepted_before = await q.accepted_works(session, block_index=block_index, farmer_ids=list(pails))
 
     rejected_rows: list[Work] = []
@@ -126,11 +131,11 @@ async def work_complete(
         farmer = farmers.get(claim.farmer_id)
         planting = plantings.get((claim.farmer_id, block_index))
         if farmer is None or planting is None or planting.entropy is None:
-            owned = await _owns(ops, pooler_id, claim.farmer_id)
-            if not owned:
+            if farmer is None or farmer.pooler_id != pooler_id:
                 reject(claim, "unknown_farmer", "not a farmer of this pooler", record=False)
             else:
-                reject(claim, "not_planted", f"this farmer has no successful planting in block {block_index}")
+                message = f"this farmer has no successful planting in block {block_index}"
+                reject(claim, "not_planted", message, record=False)
             continue
         if claim.farmer_id in accepted_before:
             report.work_recorded += 1  # already accepted: nothing to check or record again
@@ -152,7 +157,7 @@ async def work_complete(
 
     # the chain's view of every planted pail of the pooler in this block
     keys = [(farmers[f].public_key, block_index) for f in pails if f in farmers]
-    onchain = await ops.chain.pails(keys)
+    onchain = await ops.chain.pails(keys) if keys else {}
     info_of = {f: onchain.get((farmers[f].public_key, block_index)) for f in pails if f in farmers}
 
     accepted_rows: list[Work] = []
@@ -167,8 +172,14 @@ async def work_complete(
             _work_row(claim, pooler_id, block_index, WorkStatus.ACCEPTED, None, gap=info.gap)
         )
 
+    if not pails:  # nothing of this pooler's in the block: nothing to record
+        _count(ops, report, pooler_id, accepted=0)
+        return report
     async with ops.db.transaction() as session:
-        session.add_all(rejected_rows)
+        # one writer per pooler and block at a time, so a repeat sees what the first wrote
+        await q.lock_pooler_block(session, pooler_id=pooler_id, block_index=block_index)
+        recorded = await q.rejected_works(session, block_index=block_index, farmer_ids=list(pails))
+        session.add_all(r for r in rejected_rows if (r.farmer_id, r.reason) not in recorded)
         newly = 0
         for row in accepted_rows:
             newly += await _insert_accepted(session, row)
@@ -198,24 +209,22 @@ async def work_complete(
         for pail in await q.pails_by_ids(session, [p.id for p in pails.values()]):
             if pail.state == PailState.WORKED.value:
                 report.ready_for_harvest.append(pail.farmer_id)
-    for status, count in (("accepted", len(accepted_rows)), ("rejected", len(report.rejected))):
+    _count(ops, report, pooler_id, accepted=len(accepted_rows))
+    return report
+
+
+def _count(ops: ChainOps, report: WorkReport, pooler_id: uuid.UUID, *, accepted: int) -> None:
+    for status, count in (("accepted", accepted), ("rejected", len(report.rejected))):
         if count:
             ops.metrics.works.labels(status=status).inc(count)
     log.info(
         "work complete",
         pooler_id=str(pooler_id),
-        block_index=block_index,
-        accepted=len(accepted_rows),
+        block_index=report.block_index,
+        accepted=accepted,
         rejected=len(report.rejected),
         compensation=report.compensation_amount,
     )
-    return report
-
-
-async def _owns(ops: ChainOps, pooler_id: uuid.UUID, farmer_id: uuid.UUID) -> bool:
-    async with ops.db.transaction() as session:
-        farmer = await repo.get_farmer(session, farmer_id)
-    return farmer is not None and farmer.pooler_id == pooler_id
 
 
 def _chain_problem(claim: WorkClaim, info: PailInfo | None) -> tuple[str, str] | None:

@@ -38,7 +38,7 @@ async def list_farmers(
     status: FarmerStatus | None = None,
     funding_state: FundingState | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=s.MAX_OFFSET)] = 0,
 ) -> s.PoolerFarmerList:
     """The caller's farmers, oldest first (no secrets, ever)."""
     assert principal.pooler_id is not None
