@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import (
@@ -79,6 +79,19 @@ def _stake_number(value: Any) -> Any:
         rounded = exact.quantize(Decimal("0.01"))
         return rounded if abs(exact - rounded) < Decimal("1e-9") else exact
     return value
+
+
+def number_from_form(text: str) -> int | Decimal | str:
+    """An HTML form's number field as the number a JSON client sends (forms send text,
+    these models take JSON numbers only): an int, or a Decimal; the text itself when it is
+    not a finite number, so that validation names the field."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        return text
+    if not value.is_finite():
+        return text
+    return int(value) if value == value.to_integral_value() and "." not in text else value
 
 
 StakePercentageIn = Annotated[

@@ -112,7 +112,10 @@ async def update_settings(request: Request) -> Response:
     current = await farmers.get_farmer(context.db, who.farmer_id)
     values = {k: form.get(k, "").strip() for k in ("stake_percentage", "payout_wallet", "pooler_id")}
     try:
-        body = s.FarmerUpdate.model_validate({k: v for k, v in values.items() if v})
+        given: dict[str, object] = {k: v for k, v in values.items() if v}
+        if "stake_percentage" in given:
+            given["stake_percentage"] = s.number_from_form(values["stake_percentage"])
+        body = s.FarmerUpdate.model_validate(given)
         await farmers.update_farmer(
             context.db,
             farmer_id=who.farmer_id,

@@ -90,7 +90,7 @@ async def create_pooler(request: Request) -> Response:
                 "name": values["name"],
                 "public_key": values["public_key"] or None,
                 "reward_share_bps": bps,
-                "max_farmers": values["max_farmers"] or None,
+                "max_farmers": s.number_from_form(values["max_farmers"]) if values["max_farmers"] else None,
             }
         )
         pooler, key = await poolers.create_pooler(

@@ -98,9 +98,9 @@ async def join(request: Request) -> Response:
     context = web_of(request).backend
     try:
         anonymous_rate_limit(request, context)
-        body = s.FarmerCreate.model_validate(
-            {k: form.get(k, "").strip() for k in ("pooler_id", "payout_wallet", "stake_percentage")}
-        )
+        values: dict[str, object] = {k: form.get(k, "").strip() for k in ("pooler_id", "payout_wallet")}
+        values["stake_percentage"] = s.number_from_form(form.get("stake_percentage", ""))
+        body = s.FarmerCreate.model_validate(values)
         farmer, token = await farmers.register_farmer(
             context.db,
             context.keyring,
