@@ -9,6 +9,7 @@ Amounts are stroops (1 KALE = 10,000,000), durations seconds, unless a name says
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -163,12 +164,40 @@ class BackendSettings(BaseModel):
     pooler_offline_seconds: float = Field(
         default=180.0, gt=0, description="a pooler without a heartbeat for this long counts as offline"
     )
+    # limits beyond the per-credential buckets
+    auth_failures_per_minute: float = Field(
+        default=10.0,
+        gt=0,
+        description="failed authentications per minute per client address, whatever credentials it tries",
+    )
+    auth_failures_burst: int = Field(
+        default=20, ge=1, description="failed authentications at once per client address before 429"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks of the reverse proxies whose X-Forwarded-For is believed "
+        "(none by default: the client address is the connection's)",
+    )
+    health_cache_seconds: float = Field(
+        default=5.0, ge=0, description="how long /health/db and /health/stellar reuse their last check"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="bearer token /metrics asks for (unset: /metrics is open)"
+    )
 
     @model_validator(mode="after")
     def _check_admin_token(self) -> BackendSettings:
         token = self.admin_token.get_secret_value() if self.admin_token else None
-        if token is not None and len(token) < 24:
-            raise ValueError("backend.admin_token must be at least 24 characters")
+        if token is not None and (len(token) < 32 or len(set(token)) < 16):
+            raise ValueError(
+                "backend.admin_token must be at least 32 random characters "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"backend.trusted_proxies: {proxy!r} is not an address or network") from None
         if self.platform_wallet is not None:
             from stellar_sdk import StrKey
 

@@ -102,6 +102,9 @@ def backend_settings(**overrides: Any) -> BackendSettings:
         "rate_limit_burst": 10_000,
         "anonymous_rate_limit_rps": 10_000,
         "anonymous_rate_limit_burst": 10_000,
+        "auth_failures_per_minute": 60_000,
+        "auth_failures_burst": 10_000,
+        "health_cache_seconds": 0,
         "min_xlm_balance": 25_000_000,
     }
     values.update(overrides)

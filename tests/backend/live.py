@@ -20,6 +20,7 @@ from kalepool.backend.api import BackendContext, create_app
 from kalepool.backend.chain import Chain
 from kalepool.backend.custody import Keyring
 from kalepool.backend.db.session import Database
+from kalepool.backend.runtime import uvicorn_options as runtime_uvicorn_options
 from tests.backend.conftest import backend_settings
 
 
@@ -46,7 +47,7 @@ def serving(
         context = BackendContext.build(backend_settings(**settings), db=db, chain=chain, keyring=keyring)
         if on_context is not None:
             on_context(context)
-        options: dict[str, Any] = {"lifespan": "off", "log_config": None, "access_log": False}
+        options: dict[str, Any] = {"lifespan": "off", **runtime_uvicorn_options(context.settings)}
         options.update(uvicorn_options or {})
         server = uvicorn.Server(uvicorn.Config(create_app(context), **options))
         holder.append(server)

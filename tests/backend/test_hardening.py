@@ -3,10 +3,14 @@ disclosed, nothing written twice, limits that hold."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import secrets
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import event, func, select, update
 from stellar_sdk import Keypair
@@ -15,10 +19,11 @@ from kalepool.backend.custody import Keyring
 from kalepool.backend.db.models import BlockOperation, Farmer, Pail, Planting, Work
 from kalepool.backend.db.session import Database
 from kalepool.backend.stellar_chain import GatewayChain
-from kalepool.settings import StellarSettings
+from kalepool.settings import BackendSettings, StellarSettings
 from tests.backend import factories
 from tests.backend.conftest import Api, make_api
 from tests.backend.fakes import FakeChain
+from tests.backend.live import serving
 from tests.backend.test_api_operator import assert_error
 
 RPC_KEY, RPC_QUERY_KEY = "pathkey0123456789abcdef", "querykey0123456789abcdef"
@@ -302,3 +307,73 @@ async def test_the_schema_declares_what_the_server_accepts(api: Api) -> None:
         headers=api.bearer(farmer["farmer_token"]),
     )
     assert_error(both_null, 422, "validation_error")
+
+
+# --- finding 7: limits that hold -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["pooler keys", "admin tokens"])
+async def test_failed_authentication_is_limited_per_address_across_credentials(
+    db: Database, keyring: Keyring, kind: str
+) -> None:
+    api = await make_api(db, keyring, FakeChain(), auth_failures_burst=20, auth_failures_per_minute=10)
+    async with api.client:
+        _, key = await api.create_pooler()
+        path = "/api/v1/pooler/farmers" if kind == "pooler keys" else "/api/v1/poolers"
+        statuses = []
+        for _ in range(30):  # a different guess every time: one bucket per key would never empty
+            guess = ("kp_pooler_" if kind == "pooler keys" else "") + secrets.token_urlsafe(32)
+            statuses.append((await api.client.get(path, headers=api.bearer(guess))).status_code)
+        assert statuses == [401] * 20 + [429] * 10
+        # the address is limited, whatever it sends now
+        assert (await api.client.get("/api/v1/pooler/farmers", headers=api.bearer(key))).status_code == 429
+        metrics = (await api.client.get("/metrics")).text
+    assert 'kalepool_rate_limited_total{scope="auth_failures"} 11.0' in metrics
+
+
+def test_the_admin_token_is_32_random_characters_at_least() -> None:
+    for weak in ("x" * 24 + "abcdefgh", "0123456789" * 4, "admin-token-24-characters"):
+        with pytest.raises(ValueError, match="32 random characters"):
+            BackendSettings(admin_token=weak)
+    assert BackendSettings(admin_token=secrets.token_urlsafe(32)).admin_token is not None
+    with pytest.raises(ValueError, match="trusted_proxies"):
+        BackendSettings(trusted_proxies=["proxy.example"])
+
+
+def _anonymous_statuses(url: str, forwarded: list[str]) -> list[int]:
+    with httpx.Client(base_url=url, timeout=30) as http:
+        return [
+            http.get("/api/v1/poolers", headers={"X-Forwarded-For": address}).status_code
+            for address in forwarded
+        ]
+
+
+def test_forwarded_headers_are_believed_only_from_configured_proxies(database_url: str) -> None:
+    limits = {"anonymous_rate_limit_burst": 3, "anonymous_rate_limit_rps": 0.001}
+    spoofed = [f"203.0.113.{i}" for i in range(6)]
+    keyring = Keyring([os.urandom(32)])
+    with serving(database_url, keyring, FakeChain(), **limits) as url:  # the default: no proxy
+        assert _anonymous_statuses(url, spoofed) == [401] * 3 + [429] * 3
+    with serving(database_url, keyring, FakeChain(), trusted_proxies=["127.0.0.0/8"], **limits) as url:
+        assert _anonymous_statuses(url, spoofed) == [401] * 6  # each its own client
+        assert _anonymous_statuses(url, ["198.51.100.7"] * 4) == [401] * 3 + [429]
+
+
+async def test_health_checks_are_cached(db: Database, keyring: Keyring) -> None:
+    chain = FakeChain()
+    api = await make_api(db, keyring, chain, health_cache_seconds=60)
+    async with api.client:
+        answers = await asyncio.gather(*(api.client.get("/health/stellar") for _ in range(20)))
+        answers += await asyncio.gather(*(api.client.get("/health/db") for _ in range(20)))
+    assert {a.status_code for a in answers} == {200}
+    assert [c for c in chain.calls if c[0] == "health"] == [("health", "")]
+
+
+async def test_metrics_behind_a_token_when_one_is_set(db: Database, keyring: Keyring) -> None:
+    token = secrets.token_urlsafe(32)
+    api = await make_api(db, keyring, FakeChain(), metrics_token=token)
+    async with api.client:
+        assert_error(await api.client.get("/metrics"), 401, "unauthenticated")
+        assert_error(await api.client.get("/metrics", headers=api.bearer("wrong")), 401, "unauthenticated")
+        allowed = await api.client.get("/metrics", headers=api.bearer(token))
+    assert allowed.status_code == 200 and "kalepool_backend_up 1.0" in allowed.text

@@ -1,4 +1,5 @@
-"""Rate limits: one token bucket per API key (or per client IP when there is no key).
+"""Rate limits: token buckets per API key, per client IP without one, and per client IP
+for failed authentications (whatever credential it tried).
 
 In-process and in memory: each backend process counts on its own, so with N processes
 behind a load balancer a key gets up to N times the configured rate. That bounds abuse
@@ -55,6 +56,14 @@ class RateLimiter:
             while len(self._buckets) > self.max_keys:
                 self._buckets.popitem(last=False)
             return wait
+
+    def peek(self, key: str) -> float:
+        """0.0 if ``key`` has a token now, else the seconds until it has one; spends nothing."""
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     def reset(self) -> None:
         with self._lock:

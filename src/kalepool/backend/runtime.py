@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from kalepool.backend.api import BackendContext, create_app
 from kalepool.backend.chain import Chain, UnavailableChain
@@ -23,7 +24,7 @@ from kalepool.backend.custody import Keyring
 from kalepool.backend.db import migrate
 from kalepool.backend.db.session import Database
 from kalepool.backend.logs import configure_logging, get_logger, protect
-from kalepool.settings import Settings
+from kalepool.settings import BackendSettings, Settings
 
 __all__ = [
     "DatabaseTarget",
@@ -33,6 +34,7 @@ __all__ = [
     "rotate_master_key",
     "run_workers",
     "serve",
+    "uvicorn_options",
 ]
 
 log = get_logger(__name__)
@@ -121,9 +123,21 @@ def serve(
             app,
             host=host or settings.backend.host,
             port=port if port is not None else settings.backend.port,
-            log_config=None,
-            access_log=False,
+            **uvicorn_options(settings.backend),
         )
+
+
+def uvicorn_options(settings: BackendSettings) -> dict[str, Any]:
+    """uvicorn's settings for the backend: our logging, no access log, and forwarded
+    headers believed only from ``backend.trusted_proxies`` (uvicorn's own default believes
+    127.0.0.1: a client on the same host could then pose as any address)."""
+    proxies = settings.trusted_proxies
+    return {
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": ",".join(proxies) if proxies else "",
+    }
 
 
 def rotate_master_key(settings: Settings) -> int:

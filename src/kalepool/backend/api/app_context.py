@@ -25,6 +25,8 @@ class BackendContext:
     signer: Signer
     limiter: RateLimiter
     anonymous_limiter: RateLimiter
+    #: failed authentications per client address, across every credential it tries
+    auth_failures: RateLimiter
     metrics: Metrics
     ops: ChainOps
     reconcile_status: ReconcileStatus
@@ -51,6 +53,7 @@ class BackendContext:
             anonymous_limiter=RateLimiter(
                 settings.anonymous_rate_limit_rps, settings.anonymous_rate_limit_burst
             ),
+            auth_failures=RateLimiter(settings.auth_failures_per_minute / 60, settings.auth_failures_burst),
             metrics=metrics,
             ops=ChainOps(db=db, chain=chain, signer=signer, settings=settings, metrics=metrics),
             reconcile_status=ReconcileStatus(),

@@ -2,7 +2,12 @@
 
 Every authenticated request spends one token of its credential's bucket *before* the
 credential is looked up; requests without a credential spend from their client IP's
-bucket. Route signatures read like prose: ``principal: PoolerDep``.
+bucket. A credential that fails to authenticate (401) spends from its client IP's
+failure bucket, which every credential from that address shares: once it is empty, the
+address gets 429 whatever it sends (guessing keys one per bucket does not work). The
+client IP is the connection's, or the ``X-Forwarded-For`` one when the connection comes
+from a configured proxy (``backend.trusted_proxies``; uvicorn applies it).
+Route signatures read like prose: ``principal: PoolerDep``.
 """
 
 from __future__ import annotations
@@ -69,13 +74,22 @@ async def _principal(
     if credentials is None or not credentials.credentials:
         _spend_anonymous(context, request)
         raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
+    address = "ip:" + _client(request)
+    wait = context.auth_failures.peek(address)
+    if wait:
+        context.metrics.rate_limited.labels(scope="auth_failures").inc()
+        raise RateLimited(wait)
     token = credentials.credentials
     wait = context.limiter.acquire("key:" + hashlib.sha256(token.encode()).hexdigest())
     if wait:
         context.metrics.rate_limited.labels(scope=role.value).inc()
         raise RateLimited(wait)
     admin = context.settings.admin_token.get_secret_value() if context.settings.admin_token else None
-    return await authenticate(context.db, token, role=role, admin_token=admin)
+    try:
+        return await authenticate(context.db, token, role=role, admin_token=admin)
+    except Unauthenticated:
+        context.auth_failures.acquire(address)
+        raise
 
 
 async def _admin(
