@@ -9,7 +9,7 @@ import pytest
 from stellar_sdk import Account, Asset, Keypair, TransactionBuilder, scval
 from stellar_sdk import xdr as sx
 
-from kalepool.devnet.engine import Devnet, DevnetConfig, DevnetError, Resources, resource_fee
+from kalepool.devnet.engine import Devnet, DevnetConfig, DevnetError
 from kalepool.devnet.server import DevnetServer
 from kalepool.devnet.transactions import parse_envelope
 from kalepool.kale.networks import DEVNET
@@ -156,42 +156,6 @@ def test_envelope_hash_matches_the_sdk_for_several_signatures() -> None:
     assert parsed.source == a.public_key and parsed.seq == 6 and parsed.fee == 200
     with pytest.raises(ValueError):
         parse_envelope("AAAA", b"0" * 32)
-
-
-def test_resource_fee_is_enforced_at_submission() -> None:
-    d = engine()
-    farmer = Keypair.random()
-    d.fund(farmer.public_key, 100 * XLM)
-    account = d.account(farmer.public_key)
-    assert account is not None
-    tx = (
-        TransactionBuilder(Account(farmer.public_key, account.seq_num), DEVNET.passphrase, 100)
-        .append_invoke_contract_function_op(
-            DEVNET.farm_contract_id, "plant", [scval.to_address(farmer.public_key), scval.to_int128(0)]
-        )
-        .set_timeout(60)
-        .build()
-    )
-    sim = d.simulate(tx.to_xdr())
-    assert sim.error is None and sim.transaction_data is not None and sim.min_resource_fee is not None
-    data = sx.SorobanTransactionData.from_xdr(sim.transaction_data)
-    data.resource_fee = sx.Int64(sim.min_resource_fee - 1)
-    tx.transaction.soroban_data = data
-    tx.transaction.fee = 100 + sim.min_resource_fee - 1
-    tx.transaction.operations[0].auth = [sx.SorobanAuthorizationEntry.from_xdr(x) for x in sim.auth]
-    tx.sign(farmer)
-    sent = d.send(tx.to_xdr())
-    assert sent.status == "ERROR"
-    assert sent.error_result_xdr is not None
-    code = sx.TransactionResult.from_xdr(sent.error_result_xdr).result.code
-    assert code == sx.TransactionResultCode.txINSUFFICIENT_FEE
-
-
-def test_resource_fee_grows_with_resources() -> None:
-    small = Resources(1_000_000, 2, 2, 100, 100)
-    assert resource_fee(small) < resource_fee(Resources(2_000_000, 2, 2, 100, 100))
-    assert resource_fee(small) < resource_fee(Resources(1_000_000, 2, 3, 100, 100))
-    assert resource_fee(small) < resource_fee(Resources(1_000_000, 2, 2, 100, 5_000))
 
 
 def test_expired_temporary_entries_are_purged() -> None:

@@ -1,4 +1,5 @@
-"""getEvents: the KALE token's mint/burn/transfer events, filters, pagination, range."""
+"""getEvents: the KALE token's mint/burn/transfer events, filters, pagination, range (the
+fee events every transaction also emits are in test_fees.py)."""
 
 from __future__ import annotations
 
@@ -33,9 +34,17 @@ def busy(devnet: DevnetHandle) -> tuple[DevnetHandle, int]:
     return devnet, start
 
 
+def kale_only(devnet: DevnetHandle, topics: list[list[str]] | None = None) -> list[dict]:
+    """A filter for the KALE token's events (fees are the native asset's)."""
+    kale: dict = {"contractIds": [devnet.kale_sac_id]}
+    if topics is not None:
+        kale["topics"] = topics
+    return [kale]
+
+
 def test_all_events_in_order(busy: tuple[DevnetHandle, int]) -> None:
     devnet, start = busy
-    response = devnet.soroban_server().get_events(start_ledger=start)
+    response = devnet.soroban_server().get_events(start_ledger=start, filters=kale_only(devnet))
     assert names(response.events) == ["burn", "burn", "burn", "transfer"]
     assert [scval.to_native(sx.SCVal.from_xdr(e.value)) for e in response.events] == [
         KALE,
@@ -60,7 +69,7 @@ def test_topic_and_contract_filters(busy: tuple[DevnetHandle, int]) -> None:
     assert (
         server.get_events(start_ledger=start, filters=[{"topics": [[transfer, "*"]]}]).events == []
     )  # length matters
-    prefix = server.get_events(start_ledger=start, filters=[{"topics": [["*", "**"]]}])
+    prefix = server.get_events(start_ledger=start, filters=kale_only(devnet, [["*", "**"]]))
     assert len(prefix.events) == 4
     other = server.get_events(start_ledger=start, filters=[{"contractIds": [devnet.farm_contract_id]}])
     assert other.events == []  # the farm emits no events of its own
@@ -69,11 +78,11 @@ def test_topic_and_contract_filters(busy: tuple[DevnetHandle, int]) -> None:
 def test_pagination_with_cursor(busy: tuple[DevnetHandle, int]) -> None:
     devnet, start = busy
     server = devnet.soroban_server()
-    first = server.get_events(start_ledger=start, limit=3)
+    first = server.get_events(start_ledger=start, limit=3, filters=kale_only(devnet))
     assert len(first.events) == 3 and first.cursor == first.events[-1].id
-    rest = server.get_events(cursor=first.cursor, limit=3)
+    rest = server.get_events(cursor=first.cursor, limit=3, filters=kale_only(devnet))
     assert names(rest.events) == ["transfer"]
-    done = server.get_events(cursor=rest.cursor, limit=3)
+    done = server.get_events(cursor=rest.cursor, limit=3, filters=kale_only(devnet))
     assert done.events == []
 
 
@@ -87,7 +96,7 @@ def test_start_ledger_outside_the_window(devnet: DevnetHandle) -> None:
     assert exc.value.code == -32602
 
 
-def test_failed_transactions_emit_no_events(devnet: DevnetHandle) -> None:
+def test_failed_transactions_emit_only_their_fee_events(devnet: DevnetHandle) -> None:
     farmer = devnet.new_account(kale=KALE + 1)
     start = devnet.latest_ledger() + 1
     assert plant(devnet, farmer, KALE).status == "SUCCESS"
@@ -127,4 +136,9 @@ def test_failed_transactions_emit_no_events(devnet: DevnetHandle) -> None:
     result = devnet.submit(prepared)
     assert result.status == "FAILED"
     assert error_contract(result) == (devnet.kale_sac_id, "Error(Contract, #10)")
-    assert names(server.get_events(start_ledger=start).events) == ["burn"]
+    assert names(server.get_events(start_ledger=start, filters=kale_only(devnet)).events) == ["burn"]
+    failed = [
+        e for e in devnet.rpc("getEvents", startLedger=start)["events"] if e["txHash"] == result.send.hash
+    ]
+    assert [scval.to_native(sx.SCVal.from_xdr(e["topic"][0])) for e in failed] == ["fee", "fee"]  # and refund
+    assert not any(e["inSuccessfulContractCall"] for e in failed)

@@ -69,7 +69,8 @@ def test_plant_zero_needs_no_trustline(devnet: DevnetHandle) -> None:
     assert p.sequence == result.result.ledger
     b = block(devnet, 0)
     assert b is not None and b.staked_total == 0
-    assert not devnet.soroban_server().get_events(start_ledger=result.result.ledger).events  # no token call
+    kale = [{"contractIds": [devnet.kale_sac_id]}]
+    assert not devnet.soroban_server().get_events(start_ledger=result.result.ledger, filters=kale).events
 
 
 def test_plant_burns_the_stake_and_emits_burn(devnet: DevnetHandle) -> None:
@@ -80,7 +81,8 @@ def test_plant_burns_the_stake_and_emits_burn(devnet: DevnetHandle) -> None:
     assert block(devnet, 0).staked_total == 30 * KALE  # type: ignore[union-attr]
     acc = farm_instance(devnet).farm_block
     assert acc is not None and acc.max_stake == acc.min_stake == 30 * KALE
-    events = devnet.soroban_server().get_events(start_ledger=result.result.ledger).events
+    kale = [{"contractIds": [devnet.kale_sac_id]}]
+    events = devnet.soroban_server().get_events(start_ledger=result.result.ledger, filters=kale).events
     assert len(events) == 1
     ev = events[0]
     assert ev.contract_id == devnet.kale_sac_id and ev.transaction_hash == result.send.hash

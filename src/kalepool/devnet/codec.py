@@ -427,6 +427,6 @@ def ledger_entry_bytes(entry: Entry) -> bytes:
     return entry.last_modified.to_bytes(4, "big") + entry_data_bytes(entry.data) + b"\0\0\0\0"
 
 
-def entry_size(data: EntryData) -> int:
-    """The entry's XDR size in bytes (for resource accounting)."""
-    return len(entry_data_bytes(data))
+def ledger_entry_size(entry: Entry) -> int:
+    """The ``LedgerEntry`` XDR size in bytes (what reads, writes and rent are charged for)."""
+    return len(entry_data_bytes(entry.data)) + 8

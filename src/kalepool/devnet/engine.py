@@ -21,7 +21,6 @@ against the wall clock, because clients compute them from their own clock.
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 import time
@@ -32,6 +31,7 @@ from typing import Any, Literal
 from stellar_sdk import Keypair, scval
 from stellar_sdk import xdr as sx
 
+from kalepool.devnet.apply import Changes, apply_transaction, charge_fee, event_records, refund_fee, to_record
 from kalepool.devnet.auth import AuthManager
 from kalepool.devnet.codec import (
     TEMPORARY,
@@ -40,26 +40,23 @@ from kalepool.devnet.codec import (
     ContractCode,
     ContractData,
     Entry,
-    KeyBytes,
     Trustline,
     account_key,
     entry_data_from_xdr,
-    entry_size,
     key_of,
     network_id,
     sha256,
     trustline_key,
     unb64,
 )
+from kalepool.devnet.events import asset_contract
 from kalepool.devnet.farm_host import FarmContractImpl, FarmKeyCache, HostFarmStorage
+from kalepool.devnet.fees import FeeSchedule
 from kalepool.devnet.host import (
     Footprint,
     Frame,
     Host,
-    HostError,
     InstanceValue,
-    contract_event,
-    diagnostic_event,
     instance_data,
 )
 from kalepool.devnet.ledger import (
@@ -67,22 +64,20 @@ from kalepool.devnet.ledger import (
     MAX_ENTRY_TTL,
     PROTOCOL_VERSION,
     EventRecord,
-    Lazy,
     LedgerInfo,
     LedgerState,
     Overlay,
     TxRecord,
     make_header,
+    soroban_size,
 )
-from kalepool.devnet.meta import error_text, meta_xdr, state_changes
+from kalepool.devnet.meta import validation_events
 from kalepool.devnet.sac import SacInstance, StellarAssetContract, sac_executable
+from kalepool.devnet.simulate import SimulationResult, simulate
 from kalepool.devnet.transactions import (
     OT,
-    TRC,
-    OpOutcome,
     ParsedTx,
     TxError,
-    apply_classic_op,
     check_signatures,
     check_structure,
     check_valid,
@@ -123,6 +118,7 @@ class DevnetConfig:
     kale_sac_id: str = DEVNET.kale_sac_id
     wall_clock: Callable[[], float] = field(default=time.time, repr=False)
     seed: int | None = None  # seeds the recording-auth nonces (tests)
+    fees: FeeSchedule = field(default_factory=FeeSchedule)  # the network's fee settings
 
     def __post_init__(self) -> None:
         if self.ledger_seconds <= 0:
@@ -158,52 +154,6 @@ class SendResult:
     latest_close_time: int
     error_result_xdr: str | None = None
     diagnostic_events_xdr: list[str] | None = None
-
-
-@dataclass(slots=True)
-class SimulationResult:
-    latest_ledger: int
-    error: str | None = None
-    result_xdr: str | None = None
-    auth: list[str] = field(default_factory=list)
-    transaction_data: str | None = None
-    min_resource_fee: int | None = None
-    events: list[str] = field(default_factory=list)
-    state_changes: list[dict[str, Any]] = field(default_factory=list)
-    cost: tuple[int, int] = (0, 0)
-
-
-@dataclass(slots=True)
-class Resources:
-    instructions: int
-    read_only: int
-    read_write: int
-    disk_read_bytes: int
-    write_bytes: int
-
-
-def resource_fee(r: Resources) -> int:
-    """The devnet's deterministic Soroban resource fee, in stroops, roughly mainnet's
-    prices: 25 per 10k instructions, 6,250 per entry accessed, 10,000 per entry
-    written, 1,786 per KiB read from disk and 11,800 per KiB written."""
-    return (
-        math.ceil(r.instructions * 25 / 10_000)
-        + 6_250 * (r.read_only + r.read_write)
-        + 10_000 * r.read_write
-        + math.ceil(r.disk_read_bytes * 1_786 / 1024)
-        + math.ceil(r.write_bytes * 11_800 / 1024)
-    )
-
-
-def declared_resources(data: sx.SorobanTransactionData) -> Resources:
-    res = data.resources
-    return Resources(
-        instructions=res.instructions.uint32,
-        read_only=len(res.footprint.read_only),
-        read_write=len(res.footprint.read_write),
-        disk_read_bytes=res.disk_read_bytes.uint32,
-        write_bytes=res.write_bytes.uint32,
-    )
 
 
 class DevnetError(KalePoolError, ValueError):
@@ -306,12 +256,13 @@ class Devnet:
         # the constructor runs at deployment: homesteader, asset = the KALE SAC
         err = self._construct(homesteader, cfg.kale_sac_id, commit=True)
         assert err is None, err
+        state.soroban_bytes = sum(soroban_size(e) for e in entries.values())
         return state
 
     def _construct(self, homesteader: str, asset: str, commit: bool) -> str | None:
         view = Overlay(self.state.entries)
         latest = self.state.latest
-        host = self._host(
+        host = self.host(
             view,
             latest.sequence,
             latest.close_time,
@@ -342,7 +293,7 @@ class Devnet:
 
     # ------------------------------------------------------------- host glue
 
-    def _host(
+    def host(
         self,
         view: Overlay,
         seq: int,
@@ -392,13 +343,9 @@ class Devnet:
                     latest.sequence,
                     latest.close_time,
                     error_result_xdr=transaction_result(
-                        err.code, BASE_FEE * len(tx.ops), err.op_results, tx.fee_bump, tx.tx_hash
+                        err.code, tx.validation_fee(), err.op_results, tx.fee_bump, tx.tx_hash
                     ).to_xdr(),
-                    diagnostic_events_xdr=[
-                        diagnostic_event(
-                            None, [scval.to_symbol("error")], scval.to_string(err.message), False
-                        ).to_xdr()
-                    ],
+                    diagnostic_events_xdr=[d.to_xdr() for d in validation_events(err)],
                 )
             except _TryAgain:
                 return SendResult("TRY_AGAIN_LATER", h, latest.sequence, latest.close_time)
@@ -410,13 +357,14 @@ class Devnet:
             raise _TryAgain
         if not tx.internal and self.queued_sources.get(tx.source):
             raise _TryAgain  # core keeps one pending transaction per source account
-        required = resource_fee(declared_resources(tx.soroban)) if tx.soroban is not None else 0
         pending = None
         if tx.internal and self.queued_sources.get(tx.source):
             account = self.state.entries[account_key(tx.source)[0]].data
             assert isinstance(account, Account)
             pending = account.seq_num + self.queued_sources[tx.source]
-        check_valid(self.state.entries, tx, self.state.latest.sequence + 1, self.wall(), required, pending)
+        check_valid(
+            self.state.entries, tx, self.state.latest.sequence + 1, self.wall(), self.config.fees, pending
+        )
 
     def _enqueue(self, tx: ParsedTx) -> None:
         self.queue.append(tx)
@@ -431,7 +379,7 @@ class Devnet:
     # ----------------------------------------------------------------- close
 
     def close_ledger(self) -> LedgerInfo:
-        """Apply the queued transactions and seal a new ledger."""
+        """Apply the queued transactions and seal a new ledger (see :mod:`.apply`)."""
         with self.lock:
             s = self.state
             seq = s.latest.sequence + 1
@@ -440,27 +388,43 @@ class Devnet:
             self.queued.clear()
             self.queued_sources.clear()
             now = self.wall()
-            hashes: list[str] = []
-            results: list[bytes] = []
-            order = 0
+            charged: list[tuple[ParsedTx, int, Changes]] = []
+            sequences: dict[str, int] = {}
             for tx in queue:
                 try:
-                    check_valid(s.entries, tx, seq, now)
+                    check_valid(s.entries, tx, seq, now, self.config.fees, sequences.get(tx.source))
                 except TxError as err:  # dropped from the set, like core's tx-set trimming
                     self.dropped[tx.hash_hex] = f"{err.code.name}: {err.message}"
                     continue
-                order += 1
-                record = self._apply(tx, seq, close_time, order)
+                sequences[tx.source] = tx.seq
+                charged.append((tx, *charge_fee(self, tx, seq)))
+            applied = [
+                apply_transaction(self, tx, seq, close_time, order, fee, changes)
+                for order, (tx, fee, changes) in enumerate(charged, 1)
+            ]
+            native = asset_contract(None, self.config.passphrase)
+            counters = [0, 0]
+            charges: list[EventRecord] = []
+            operations: list[EventRecord] = []
+            refunds: list[EventRecord] = []
+            for (tx, _, _), done in zip(charged, applied, strict=True):
+                refund_fee(self, done, seq)
+                record = to_record(tx, done, seq, close_time, native)
                 s.txs[record.hash] = record
-                hashes.append(record.hash)
-                results.append(tx.hash)
+                first, ops, last = event_records(done, seq, close_time, native, counters)
+                charges += first
+                operations += ops
+                refunds += last
+            s.events += charges + operations + refunds  # stellar-rpc's order within a ledger
+            hashes = [d.hash for d in applied]
             s.tx_ledgers[seq] = hashes
+            results = b"".join(tx.hash for tx, _, _ in charged)
             info = make_header(
                 seq,
                 close_time,
                 s.latest.hash,
-                sha256(b"".join(results)),
-                sha256(b"".join(results) + b"results"),
+                sha256(results),
+                sha256(results + b"results"),
                 s.fee_pool,
                 len(hashes),
             )
@@ -480,139 +444,6 @@ class Devnet:
             info = self.close_ledger()
         return info
 
-    def _apply(self, tx: ParsedTx, seq: int, close_time: int, order: int) -> TxRecord:
-        s = self.state
-        entries = s.entries
-        fee = tx.fee_charged()
-        # fees and sequence number: always, even if the transaction then fails
-        before: list[tuple[sx.LedgerKey, Entry | None, Entry | None]] = []
-        payer_key, payer_lk = account_key(tx.payer)
-        payer_entry = entries[payer_key]
-        payer = payer_entry.data
-        assert isinstance(payer, Account)
-        payer_new = Entry(
-            Account(payer.account_id, payer.balance - fee, payer.seq_num, payer.num_subentries, payer.flags),
-            seq,
-        )
-        entries[payer_key] = payer_new
-        before.append((payer_lk, payer_entry, payer_new))
-        src_key, src_lk = account_key(tx.source)
-        src_entry = entries[src_key]
-        src = src_entry.data
-        assert isinstance(src, Account)
-        src_new = Entry(Account(src.account_id, src.balance, tx.seq, src.num_subentries, src.flags), seq)
-        entries[src_key] = src_new
-        before.append((src_lk, src_entry, src_new))
-        s.fee_pool += fee
-
-        tx_view = Overlay(entries)
-        outcomes: list[OpOutcome] = []
-        op_changes: list[list[tuple[sx.LedgerKey | KeyBytes, Entry | None, Entry | None]]] = []
-        op_events: list[list[Any]] = []
-        diagnostics: list[sx.DiagnosticEvent] = []
-        return_value: sx.SCVal | None = None
-        ok = True
-        for op in tx.ops:
-            op_view = Overlay(tx_view)
-            events: list[Any] = []
-            if op.body.type == OT.INVOKE_HOST_FUNCTION:
-                outcome, return_value, events, diags = self._invoke(op_view, tx, op, seq, close_time)
-                diagnostics.extend(diags)
-            else:
-                outcome = apply_classic_op(op_view, tx, op, seq)
-            outcomes.append(outcome)
-            if not outcome.success:
-                ok = False  # later operations still run (for their results), then all is undone
-                continue
-            op_changes.append([(k, tx_view.get(k), e) for k, e in op_view.changes.items()])
-            op_events.append(events)
-            op_view.commit()
-        if ok:
-            tx_view.commit()
-        else:
-            op_changes = []
-            op_events = []
-            return_value = None
-        code = TRC.txSUCCESS if ok else TRC.txFAILED
-        h = tx.hash_hex
-        if ok:
-            for op_index, events in enumerate(op_events):
-                for event_index, ev in enumerate(events):
-                    s.events.append(
-                        EventRecord(
-                            seq, close_time, order, op_index, event_index, ev.contract, ev.topics, ev.data, h
-                        )
-                    )
-        # the lazies capture plain values, not the decoded envelope (memory over a long run)
-        fee_bump, inner_hash = tx.fee_bump, tx.tx_hash
-        soroban, resource = tx.is_soroban, tx.resource_fee
-        result = Lazy(lambda: transaction_result(code, fee, outcomes, fee_bump, inner_hash).to_xdr())
-        meta = Lazy(
-            lambda: meta_xdr(before, op_changes, op_events, return_value, diagnostics, soroban, resource)
-        )
-        events_lazy = Lazy(
-            lambda: [
-                [contract_event(e.contract, e.topics, e.data).to_xdr() for e in evs] for evs in op_events
-            ]
-        )
-        diag_lazy = Lazy(lambda: [d.to_xdr() for d in diagnostics])
-        bid = (tx.max_fee - tx.resource_fee) // (len(tx.ops) + (1 if tx.fee_bump else 0))
-        return TxRecord(
-            h,
-            seq,
-            close_time,
-            order,
-            tx.fee_bump,
-            tx.envelope_b64,
-            ok,
-            fee,
-            result,
-            meta,
-            events_lazy,
-            diag_lazy,
-            return_value,
-            bid,
-            tx.is_soroban,
-        )
-
-    def _invoke(
-        self, view: Overlay, tx: ParsedTx, op: sx.Operation, seq: int, close_time: int
-    ) -> tuple[OpOutcome, sx.SCVal | None, list[Any], list[sx.DiagnosticEvent]]:
-        assert op.body.invoke_host_function_op is not None and tx.soroban is not None
-        ihf = op.body.invoke_host_function_op
-        ic = ihf.host_function.invoke_contract
-        assert ic is not None
-        host = self._host(
-            view,
-            seq,
-            close_time,
-            Footprint(False, *tx.footprint()),
-            AuthManager(False, ihf.auth, tx.op_source(op)),
-            diagnostics=False,  # only the error events of a failure are kept
-        )
-        try:
-            contract, fn, args = _call_target(ic)
-            value = host.call(contract, fn, args)
-        except HostError as err:
-            if host.failed_contract is None:
-                host._error_diag(err)
-            view.changes.clear()
-            return OpOutcome(OT.INVOKE_HOST_FUNCTION, "inner", -2), None, [], host.diagnostic_events
-        events = host.events
-
-        def success_hash() -> bytes:
-            preimage = sx.InvokeHostFunctionSuccessPreImage(
-                value, [contract_event(e.contract, e.topics, e.data) for e in events]
-            )
-            return sha256(preimage.to_xdr_bytes())
-
-        return (
-            OpOutcome(OT.INVOKE_HOST_FUNCTION, "inner", 0, extra=success_hash),
-            value,
-            events,
-            host.diagnostic_events,
-        )
-
     # -------------------------------------------------------------- simulate
 
     def simulate(
@@ -622,93 +453,8 @@ class Devnet:
         instruction_leeway: int = 0,
         upgraded_auth: bool = False,
     ) -> SimulationResult:
-        """``simulateTransaction``; ``ValueError`` for undecodable XDR (→ -32602)."""
-        tx = parse_envelope(envelope_b64, self.network_id)
-        with self.lock:
-            latest = self.state.latest
-            result = SimulationResult(latest.sequence)
-            if len(tx.ops) != 1:
-                result.error = (
-                    "Transaction contains more than one operation"
-                    if tx.ops
-                    else "Transaction contains no operations"
-                )
-                return result
-            op = tx.ops[0]
-            if op.body.type != OT.INVOKE_HOST_FUNCTION:
-                result.error = (
-                    f"unsupported operation type {op.body.type.name}: the devnet simulates "
-                    "only contract invocations"
-                )
-                return result
-            assert op.body.invoke_host_function_op is not None
-            ihf = op.body.invoke_host_function_op
-            ic = ihf.host_function.invoke_contract
-            if ic is None:
-                result.error = "the devnet simulates only InvokeContract host functions"
-                return result
-            if auth_mode not in (None, "enforce", "record", "record_allow_nonroot"):
-                raise ValueError(f"authMode: unknown mode {auth_mode!r}")
-            if auth_mode is None:
-                auth_mode = "enforce" if ihf.auth else "record"
-            if auth_mode != "enforce" and ihf.auth:
-                result.error = f"cannot set authMode to '{auth_mode}' with an auth footprint"
-                return result
-            recording = auth_mode != "enforce"
-            view = Overlay(self.state.entries)
-            auth = AuthManager(
-                recording,
-                ihf.auth,
-                tx.op_source(op),
-                allow_non_root=auth_mode == "record_allow_nonroot",
-                rng=self.rng,
-            )
-            host = self._host(view, latest.sequence + 1, latest.close_time, Footprint(True), auth)
-            try:
-                contract, fn, args = _call_target(ic)
-                value = host.call(contract, fn, args)
-            except HostError as err:
-                if host.failed_contract is None:
-                    host._error_diag(err)
-                result.error = error_text(err, host.diagnostic_events)
-                result.events = [d.to_xdr() for d in host.diagnostic_events]
-                return result
-            fp = host.footprint
-            disk_read = 0
-            for key in list(fp.read_only) + list(fp.read_write):
-                entry = self.state.entries.get(key)
-                if entry is not None and isinstance(entry.data, Account | Trustline):
-                    disk_read += entry_size(entry.data)
-            write_bytes = 0
-            for key in fp.read_write:
-                entry = view.get(key)
-                if entry is not None:
-                    write_bytes += entry_size(entry.data)
-            instructions = host.instructions + max(0, instruction_leeway)
-            resources = Resources(instructions, len(fp.read_only), len(fp.read_write), disk_read, write_bytes)
-            fee = resource_fee(resources)
-            data = sx.SorobanTransactionData(
-                ext=sx.SorobanTransactionDataExt(0),
-                resources=sx.SorobanResources(
-                    footprint=fp.to_xdr(),
-                    instructions=sx.Uint32(instructions),
-                    disk_read_bytes=sx.Uint32(disk_read),
-                    write_bytes=sx.Uint32(write_bytes),
-                ),
-                resource_fee=sx.Int64(fee),
-            )
-            result.result_xdr = value.to_xdr()
-            result.auth = (
-                [e.to_xdr() for e in auth.recorded_entries(upgraded_auth)]
-                if recording
-                else [e.to_xdr() for e in ihf.auth]
-            )
-            result.transaction_data = data.to_xdr()
-            result.min_resource_fee = fee
-            result.events = [d.to_xdr() for d in host.diagnostic_events]
-            result.state_changes = state_changes(view, self.state.entries)
-            result.cost = (instructions, 0)
-            return result
+        """``simulateTransaction`` (:mod:`.simulate`); ``ValueError`` for undecodable XDR."""
+        return simulate(self, envelope_b64, auth_mode, instruction_leeway, upgraded_auth)
 
     # --------------------------------------------------------------- queries
 
@@ -759,7 +505,7 @@ class Devnet:
         with self.lock:
             view = Overlay(self.state.entries)
             latest = self.state.latest
-            host = self._host(view, latest.sequence, latest.close_time, Footprint(True), AuthManager(True))
+            host = self.host(view, latest.sequence, latest.close_time, Footprint(True), AuthManager(True))
             return HostFarmStorage(host, self.farm.contract, self.farm_keys).get_instance()
 
     def fee_stats(self, window: int = 50) -> tuple[list[int], list[int], int]:
@@ -815,7 +561,7 @@ class Devnet:
             raw = lk.to_xdr_bytes()
             seq = self.state.latest.sequence
             if data is None:
-                self.state.entries.pop(raw, None)
+                self.state.soroban_bytes -= soroban_size(self.state.entries.pop(raw, None))
                 return
             if key_of(data)[0] != raw:
                 raise DevnetError("the entry does not belong to the key")
@@ -830,7 +576,9 @@ class Devnet:
                         live_until = seq + MAX_ENTRY_TTL - 1
             else:
                 live_until = None
-            self.state.entries[raw] = Entry(data, seq, live_until)
+            entry = Entry(data, seq, live_until)
+            self.state.soroban_bytes += soroban_size(entry) - soroban_size(self.state.entries.get(raw))
+            self.state.entries[raw] = entry
 
     def fund(self, address: str, xlm: int | None = None, kale: int = 0) -> None:
         """Create or top up an account directly (control): ``xlm`` stroops (friendbot's
@@ -908,18 +656,6 @@ def _creates(tx: ParsedTx, address: str) -> bool:
 
 def _amount(stroops: int) -> str:
     return f"{stroops // XLM}.{stroops % XLM:07d}"
-
-
-def _call_target(ic: sx.InvokeContractArgs) -> tuple[str, str, list[sx.SCVal]]:
-    from kalepool.devnet.codec import address_str
-
-    try:
-        contract = address_str(ic.contract_address)
-    except ValueError as exc:
-        raise HostError("Value", "UnexpectedType", str(exc)) from exc
-    if not contract.startswith("C"):
-        raise HostError("Value", "UnexpectedType", "the invoked address is not a contract")
-    return contract, ic.function_name.sc_symbol.decode(errors="replace"), list(ic.args)
 
 
 __all__ = [

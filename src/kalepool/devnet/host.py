@@ -320,7 +320,7 @@ class Host:
                 err.contract = contract
             if self.failed_contract is None:
                 self.failed_contract = err.contract
-                self._error_diag(err)
+                self.error_event(err)
             raise
         finally:
             self.auth.pop()
@@ -351,7 +351,7 @@ class Host:
             return
         self.diagnostic_events.append(diagnostic_event(contract, topics, data, ok))
 
-    def _error_diag(self, err: HostError) -> None:
+    def error_event(self, err: HostError) -> None:
         message = scval.to_string(err.message)
         data = scval.to_vec([message, *err.values]) if err.values else message
         self.diagnostic_events.append(

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from stellar_sdk import xdr as sx
 
-from kalepool.devnet.codec import Entry, KeyBytes, b64, sha256
+from kalepool.devnet.codec import ContractCode, ContractData, Entry, KeyBytes, b64, ledger_entry_size, sha256
 
 PROTOCOL_VERSION = 23
 BASE_FEE = 100  # stroops per operation
@@ -141,27 +141,45 @@ class Lazy:
         return self._value
 
 
+#: A transaction index above every real one: the events after all transactions.
+AFTER_ALL_TXS = (1 << 20) - 1
+
+
 @dataclass(slots=True)
 class EventRecord:
-    """A contract event emitted by a successful transaction (what ``getEvents`` serves)."""
+    """An event ``getEvents`` serves: a contract (or SAC) event of an operation, or a
+    transaction-level fee event, at its stellar-rpc position.
+
+    Positions follow stellar-rpc: ``(ledger, transaction index, operation index, event
+    index)``. Fee charges come first (transaction index 0), then each transaction's
+    operations' events (1-based application order), then the refunds
+    (:data:`AFTER_ALL_TXS`); the event index counts within its group."""
 
     ledger: int
     close_time: int
-    tx_order: int  # 1-based application order in the ledger
+    tx_index: int
     op_index: int
-    event_index: int  # position among the transaction's events
+    event_index: int
     contract_id: str
     topics: list[sx.SCVal]
     value: sx.SCVal
     tx_hash: str
+    successful: bool = True
     type: str = "contract"
     _topic_b64: list[str] | None = None
     _value_b64: str | None = None
 
     @property
+    def toid(self) -> int:
+        return (self.ledger << 32) | (self.tx_index << 12) | (self.op_index & 0xFFF)
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return self.toid, self.event_index
+
+    @property
     def id(self) -> str:
-        toid = (self.ledger << 32) | (self.tx_order << 12) | (self.op_index & 0xFFF)
-        return f"{toid:019d}-{self.event_index:010d}"
+        return f"{self.toid:019d}-{self.event_index:010d}"
 
     @property
     def topic_b64(self) -> list[str]:
@@ -195,6 +213,7 @@ class TxRecord:
     return_value: sx.SCVal | None = None
     inclusion_fee: int = 0  # the inclusion fee bid per operation (fee stats)
     soroban: bool = False
+    tx_events: Lazy = field(default_factory=lambda: Lazy.of([]))  # -> list[str]: TransactionEvents
 
 
 @dataclass
@@ -212,6 +231,8 @@ class LedgerState:
     #: seconds of virtual time elapsed (virtual clock only)
     virtual_elapsed: float = 0.0
     genesis_time: int = 0
+    #: XDR bytes of the live contract state (data and code): what the rent price follows
+    soroban_bytes: int = 0
 
     @property
     def latest(self) -> LedgerInfo:
@@ -244,7 +265,7 @@ class LedgerState:
         """Drop temporary entries that died before ``sequence`` (real eviction)."""
         dead = [k for k, e in self.entries.items() if not e.alive(sequence)]
         for key in dead:
-            del self.entries[key]
+            self.soroban_bytes -= soroban_size(self.entries.pop(key))
         return len(dead)
 
     def copy(self) -> LedgerState:
@@ -259,6 +280,7 @@ class LedgerState:
             time_shift=self.time_shift,
             virtual_elapsed=self.virtual_elapsed,
             genesis_time=self.genesis_time,
+            soroban_bytes=self.soroban_bytes,
         )
 
     def iter_events(self, start: int, end: int | None) -> Iterator[EventRecord]:
@@ -268,3 +290,11 @@ class LedgerState:
             if end is not None and event.ledger >= end:
                 break
             yield event
+
+
+def soroban_size(entry: Entry | None) -> int:
+    """What an entry adds to the live contract state: its ``LedgerEntry`` size for
+    contract data and code, 0 for classic entries."""
+    if entry is None or not isinstance(entry.data, ContractData | ContractCode):
+        return 0
+    return ledger_entry_size(entry)

@@ -1,19 +1,20 @@
 """Rendering of what the engine applied: transaction meta XDR, error text, state changes.
 
-- :func:`meta_xdr`: a ``TransactionMeta`` v4, assembled from the entries' cached XDR
+- :func:`meta_bytes`: a ``TransactionMeta`` v4, assembled from the entries' cached XDR
   (packing a large instance map again for every transaction would dominate
-  ``getTransaction``).
+  ``getTransaction``); :func:`changes_bytes`: ``LedgerEntryChanges``.
 - :func:`error_text`: a simulation's host error as stellar-rpc prints it (``HostError:
   Error(Contract, #8)`` and the event log, newest first); :func:`render_scval` renders
   one value the way the host's debug printer does.
 - :func:`state_changes`: a simulation's ``stateChanges``; :func:`entry_to_json`: one
-  ``getLedgerEntries`` entry.
+  ``getLedgerEntries`` entry; :func:`validation_events`: the diagnostic events of a
+  transaction refused at submission.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stellar_sdk import StrKey, scval
 from stellar_sdk import xdr as sx
@@ -26,8 +27,12 @@ from kalepool.devnet.codec import (
     entry_data_xdr,
     ledger_entry_bytes,
 )
-from kalepool.devnet.host import HostError, contract_event
+from kalepool.devnet.host import HostError, contract_event, diagnostic_event
 from kalepool.devnet.ledger import Overlay
+from kalepool.devnet.transactions import TxError
+
+if TYPE_CHECKING:
+    from kalepool.devnet.apply import Applied
 
 
 def error_text(err: HostError, events: Sequence[sx.DiagnosticEvent]) -> str:
@@ -123,39 +128,57 @@ def _events_bytes(events: Sequence[Any]) -> bytes:
     )
 
 
-def meta_xdr(
-    before: list[tuple[sx.LedgerKey, Entry | None, Entry | None]],
-    op_changes: list[list[tuple[Any, Entry | None, Entry | None]]],
-    op_events: list[list[Any]],
-    return_value: sx.SCVal | None,
-    diagnostics: list[sx.DiagnosticEvent],
-    soroban: bool,
-    resource_fee: int,
-) -> str:
-    """Base64 ``TransactionMeta`` v4 (see ``Stellar-ledger.x``), built from bytes."""
-    parts = [_u32(4), _ZERO, _changes_bytes(before), _u32(len(op_changes))]
-    for changes, events in zip(op_changes, op_events, strict=True):
+def changes_bytes(changes: Sequence[tuple[Any, Entry | None, Entry | None]]) -> bytes:
+    """``LedgerEntryChanges`` XDR: ``STATE`` then ``UPDATED``/``REMOVED``, or ``CREATED``."""
+    return _changes_bytes(changes)
+
+
+def meta_bytes(applied: Applied, tx_events: Sequence[sx.TransactionEvent]) -> bytes:
+    """``TransactionMeta`` v4 (``Stellar-ledger.x``) of an applied transaction: the
+    sequence-number bump, each operation's changes and events (a failed transaction
+    has none), for a Soroban transaction ``sorobanMeta`` (its fees: non-refundable,
+    refundable consumed, rent; the return value when it succeeded), its fee events and
+    its diagnostic events."""
+    parts = [_u32(4), _ZERO, _changes_bytes(applied.before), _u32(len(applied.op_changes))]
+    for changes, events in zip(applied.op_changes, applied.op_events, strict=True):
         parts += [_ZERO, _changes_bytes(changes), _events_bytes(events)]
     parts.append(_u32(0))  # txChangesAfter
-    if soroban:
+    if applied.soroban:
         parts += [
             _u32(1),  # sorobanMeta present
             _u32(1),  # SorobanTransactionMetaExt v1
             _ZERO,
-            resource_fee.to_bytes(8, "big", signed=True),
-            bytes(8),  # refundable resource fee charged
-            bytes(8),  # rent fee charged
+            applied.non_refundable.to_bytes(8, "big", signed=True),
+            applied.consumed.to_bytes(8, "big", signed=True),
+            applied.rent.to_bytes(8, "big", signed=True),
         ]
-        if return_value is None:
+        if applied.return_value is None:
             parts.append(_ZERO)
         else:
-            parts += [_u32(1), return_value.to_xdr_bytes()]
+            parts += [_u32(1), applied.return_value.to_xdr_bytes()]
     else:
         parts.append(_ZERO)
-    parts.append(_ZERO)  # transaction-level events
-    parts.append(_u32(len(diagnostics)))
-    parts += [d.to_xdr_bytes() for d in diagnostics]
-    return b64(b"".join(parts))
+    parts.append(_u32(len(tx_events)))
+    parts += [e.to_xdr_bytes() for e in tx_events]
+    parts.append(_u32(len(applied.diagnostics)))
+    parts += [d.to_xdr_bytes() for d in applied.diagnostics]
+    return b"".join(parts)
+
+
+def validation_events(err: TxError) -> list[sx.DiagnosticEvent]:
+    """The diagnostic events of a transaction refused at submission: stellar-core's
+    for a Soroban check (``[error, Error(kind, code)]``, ``[message, U64 args...]``);
+    for something only the devnet refuses, a ``[error]`` event saying so; none for
+    the classic result codes, as stellar-core."""
+    d = err.diagnostic
+    if d is not None:
+        error = sx.SCVal(sx.SCValType.SCV_ERROR, error=sx.SCError(d.kind, code=d.code))
+        message = scval.to_string(d.message)
+        data = scval.to_vec([message, *(scval.to_uint64(a) for a in d.args)]) if d.args else message
+        return [diagnostic_event(None, [scval.to_symbol("error"), error], data, False)]
+    if err.note:
+        return [diagnostic_event(None, [scval.to_symbol("error")], scval.to_string(err.message), False)]
+    return []
 
 
 def entry_to_json(entry: Entry) -> dict[str, Any]:

@@ -460,7 +460,7 @@ def transaction_fields(record: TxRecord) -> dict[str, Any]:
         "resultMetaXdr": record.meta.get(),
         "ledger": record.ledger,
         "createdAt": str(record.close_time),
-        "events": {"transactionEventsXdr": [], "contractEventsXdr": events},
+        "events": {"transactionEventsXdr": record.tx_events.get(), "contractEventsXdr": events},
     }
     diagnostics = record.diagnostic_events.get()
     if diagnostics:
@@ -505,8 +505,7 @@ def _parse_cursor(cursor: Any) -> tuple[int, int]:
 
 
 def _event_position(event: EventRecord) -> tuple[int, int]:
-    toid = (event.ledger << 32) | (event.tx_order << 12) | (event.op_index & 0xFFF)
-    return toid, event.event_index
+    return event.position
 
 
 def _event_json(event: EventRecord) -> dict[str, Any]:
@@ -517,9 +516,9 @@ def _event_json(event: EventRecord) -> dict[str, Any]:
         "contractId": event.contract_id,
         "id": event.id,
         "operationIndex": event.op_index,
-        "transactionIndex": event.tx_order,
+        "transactionIndex": event.tx_index,
         "txHash": event.tx_hash,
-        "inSuccessfulContractCall": True,
+        "inSuccessfulContractCall": event.successful,
         "topic": event.topic_b64,
         "value": event.value_b64,
     }

@@ -21,7 +21,7 @@ from typing import Any
 from stellar_sdk import xdr as sx
 
 from kalepool.devnet.codec import Entry, b64, entry_data_from_xdr, entry_data_xdr, unb64
-from kalepool.devnet.ledger import EventRecord, Lazy, LedgerInfo, LedgerState, TxRecord
+from kalepool.devnet.ledger import EventRecord, Lazy, LedgerInfo, LedgerState, TxRecord, soroban_size
 from kalepool.errors import ConfigError
 
 FORMAT = "kalepool-devnet-state"
@@ -125,6 +125,7 @@ def _tx_doc(r: TxRecord) -> dict[str, Any]:
         "meta": r.meta.get(),
         "events": r.events.get(),
         "diagnostics": r.diagnostic_events.get(),
+        "txEvents": r.tx_events.get(),
         "returnValue": r.return_value.to_xdr() if r.return_value is not None else None,
         "inclusionFee": r.inclusion_fee,
         "soroban": r.soroban,
@@ -135,9 +136,10 @@ def _event_doc(e: EventRecord) -> dict[str, Any]:
     return {
         "ledger": e.ledger,
         "closeTime": e.close_time,
-        "txOrder": e.tx_order,
+        "txOrder": e.tx_index,
         "opIndex": e.op_index,
         "index": e.event_index,
+        "successful": e.successful,
         "contract": e.contract_id,
         "topics": e.topic_b64,
         "value": e.value_b64,
@@ -193,6 +195,7 @@ def load_state(path: str | os.PathLike[str], passphrase: str) -> tuple[LedgerSta
                 sx.SCVal.from_xdr(rv) if rv else None,
                 int(item.get("inclusionFee", 100)),
                 bool(item.get("soroban", False)),
+                Lazy.of(item.get("txEvents", [])),
             )
             state.txs[record.hash] = record
             state.tx_ledgers.setdefault(record.ledger, []).append(record.hash)
@@ -208,8 +211,10 @@ def load_state(path: str | os.PathLike[str], passphrase: str) -> tuple[LedgerSta
                     [sx.SCVal.from_xdr(t) for t in item["topics"]],
                     sx.SCVal.from_xdr(item["value"]),
                     item["txHash"],
+                    bool(item.get("successful", True)),
                 )
             )
+        state.soroban_bytes = sum(soroban_size(e) for e in state.entries.values())
         for seq in (i.sequence for i in state.ledgers):
             state.tx_ledgers.setdefault(seq, [])
         pending = [str(p) for p in doc.get("pending", [])]

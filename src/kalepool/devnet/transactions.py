@@ -22,23 +22,21 @@ from stellar_sdk import StrKey
 from stellar_sdk import xdr as sx
 
 from kalepool.devnet.codec import (
-    AUTHORIZED_FLAG,
-    INT64_MAX,
     Account,
-    AssetKey,
     Entry,
-    Trustline,
     account_key,
     asset_key_from_xdr,
     muxed_to_g,
     sha256,
-    trustline_key,
     unb64,
 )
+from kalepool.devnet.fees import FeeSchedule, TxResources, resource_fee
 from kalepool.devnet.ledger import BASE_FEE, BASE_RESERVE, Overlay
 
 OT = sx.OperationType
 TRC = sx.TransactionResultCode
+SCE = sx.SCErrorType
+SCEC = sx.SCErrorCode
 
 SUPPORTED_CLASSIC = {OT.CREATE_ACCOUNT, OT.PAYMENT, OT.CHANGE_TRUST, OT.ACCOUNT_MERGE}
 SOROBAN_OPS = {OT.INVOKE_HOST_FUNCTION, OT.EXTEND_FOOTPRINT_TTL, OT.RESTORE_FOOTPRINT}
@@ -47,16 +45,42 @@ _ENVELOPE_TX = (2).to_bytes(4, "big")
 _ENVELOPE_FEE_BUMP = (5).to_bytes(4, "big")
 
 
+#: Ledger keys of the live contract state (in memory from protocol 23: no disk read).
+SOROBAN_KEYS = {sx.LedgerEntryType.CONTRACT_DATA, sx.LedgerEntryType.CONTRACT_CODE}
+_FOOTPRINT_KEYS = SOROBAN_KEYS | {sx.LedgerEntryType.ACCOUNT, sx.LedgerEntryType.TRUSTLINE}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """The diagnostic event stellar-core attaches to a Soroban validation error:
+    ``[error, Error(kind, code)]`` with ``[message, args...]`` (``U64`` arguments)."""
+
+    kind: sx.SCErrorType
+    code: sx.SCErrorCode
+    message: str
+    args: tuple[int, ...] = ()
+
+
 class TxError(Exception):
-    """The transaction is invalid: ``code`` is its ``TransactionResultCode``."""
+    """The transaction is invalid: ``code`` is its ``TransactionResultCode``.
+
+    ``diagnostic`` is the event stellar-core reports with it (Soroban checks only);
+    ``note`` says why the devnet refused something it does not support."""
 
     def __init__(
-        self, code: sx.TransactionResultCode, message: str, op_results: list[OpOutcome] | None = None
+        self,
+        code: sx.TransactionResultCode,
+        message: str,
+        op_results: list[OpOutcome] | None = None,
+        diagnostic: Diagnostic | None = None,
+        note: bool = False,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.op_results = op_results
+        self.diagnostic = diagnostic
+        self.note = note
 
 
 @dataclass(slots=True)
@@ -82,7 +106,7 @@ class ParsedTx:
     max_time: int = 0
     min_ledger: int = 0
     max_ledger: int = 0
-    size: int = 0
+    size: int = 0  # bytes of the (inner) transaction's envelope, as the resource fee counts them
     internal: bool = False  # submitted by the devnet itself (friendbot)
     _footprint: tuple[dict[bytes, sx.LedgerKey], dict[bytes, sx.LedgerKey]] | None = None
 
@@ -122,11 +146,45 @@ class ParsedTx:
     def op_source(self, op: sx.Operation) -> str:
         return muxed_to_g(op.source_account) if op.source_account is not None else self.source
 
+    @property
+    def fee_ops(self) -> int:
+        """Operations the inclusion fee is counted for (a fee bump counts as one more)."""
+        return len(self.ops) + (1 if self.fee_bump else 0)
+
+    @property
+    def inclusion_fee(self) -> int:
+        """The bid: the full fee less the declared resource fee."""
+        return self.max_fee - self.resource_fee
+
     def fee_charged(self) -> int:
-        """Fee taken at apply: the base fee per operation (no surge pricing) plus, for a
-        Soroban transaction, the declared resource fee (no refund)."""
-        ops = len(self.ops) + (1 if self.fee_bump else 0)
-        return min(self.max_fee, BASE_FEE * ops + self.resource_fee)
+        """Fee taken before the ledger's transactions are applied: the declared resource
+        fee plus the inclusion fee at the ledger's base fee (no surge pricing). The
+        unused refundable part of a Soroban fee is refunded after them."""
+        return self.resource_fee + min(self.inclusion_fee, BASE_FEE * self.fee_ops)
+
+    def validation_fee(self) -> int:
+        """The ``feeCharged`` of a transaction refused at submission (stellar-core
+        reports what it would charge at the base fee)."""
+        return self.resource_fee + BASE_FEE * self.fee_ops
+
+    def declared_resources(self) -> TxResources:
+        """The resources a Soroban transaction pays for, as declared: classic footprint
+        entries (and archived ones) are disk reads, every read-write entry a write."""
+        assert self.soroban is not None
+        read_only, read_write = self.footprint()
+        disk = sum(1 for k in (*read_only.values(), *read_write.values()) if k.type not in SOROBAN_KEYS)
+        ext = self.soroban.ext
+        if ext.v == 1 and ext.resource_ext is not None:
+            disk += len(ext.resource_ext.archived_soroban_entries)
+        res = self.soroban.resources
+        return TxResources(
+            instructions=res.instructions.uint32,
+            disk_read_entries=disk,
+            write_entries=len(read_write),
+            disk_read_bytes=res.disk_read_bytes.uint32,
+            write_bytes=res.write_bytes.uint32,
+            transaction_size_bytes=self.size,
+        )
 
 
 def _sig_section_length(signatures: list[sx.DecoratedSignature]) -> int:
@@ -161,7 +219,8 @@ def parse_envelope(envelope_b64: str, network_id: bytes) -> ParsedTx:
         parsed.fee_source = muxed_to_g(outer.fee_source)
         parsed.outer_fee = outer.fee.int64
         parsed.outer_signatures = env.fee_bump.signatures
-        parsed.size = len(raw)
+        # the inner transaction's resources (its own envelope's size) are what is charged
+        parsed.size = 4 + len(inner.to_xdr_bytes())
         return parsed
     raise ValueError("invalid_xdr: legacy v0 envelopes are not accepted by the devnet")
 
@@ -221,6 +280,7 @@ def check_structure(tx: ParsedTx) -> None:
             raise TxError(
                 TRC.txNOT_SUPPORTED,
                 "minSeqNum, minSeqAge, minSeqLedgerGap and extraSigners are not supported by the devnet",
+                note=True,
             )
     if tx.max_time and tx.min_time > tx.max_time:
         raise TxError(TRC.txMALFORMED, "minTime is after maxTime")
@@ -243,7 +303,13 @@ def check_structure(tx: ParsedTx) -> None:
         bad = bad or not outcome.success
         outcomes.append(outcome)
     if bad:
-        raise TxError(TRC.txFAILED, "an operation is malformed or not supported by the devnet", outcomes)
+        unsupported = any(o.kind == "not_supported" for o in outcomes)
+        raise TxError(
+            TRC.txFAILED,
+            "an operation is malformed or not supported by the devnet",
+            outcomes,
+            note=unsupported,
+        )
 
 
 def _check_op_structure(op: sx.Operation) -> OpOutcome:
@@ -351,33 +417,18 @@ def check_valid(
     tx: ParsedTx,
     ledger_seq: int,
     now: float,
-    required_resource_fee: int = 0,
+    schedule: FeeSchedule,
     pending_seq: int | None = None,
 ) -> None:
-    """State checks in core's order: fee, bounds, source account, sequence, balance.
+    """State checks in stellar-core's order: Soroban resources and resource fee, time
+    and ledger bounds, inclusion fee, source account, sequence number, balance.
 
     ``ledger_seq`` is the ledger that would apply the transaction; ``now`` the clock
     time bounds are checked against; ``pending_seq`` the sequence number the source
     account would have after the transactions already queued ahead of this one.
     """
-    ops = len(tx.ops)
-    if tx.fee_bump:
-        inner_min = BASE_FEE * (ops + 1) + tx.resource_fee
-        if tx.outer_fee < inner_min:
-            raise TxError(
-                TRC.txINSUFFICIENT_FEE, f"the fee bump pays {tx.outer_fee}, the minimum is {inner_min}"
-            )
-    elif tx.is_soroban:
-        if tx.fee < tx.resource_fee + BASE_FEE:
-            raise TxError(TRC.txINSUFFICIENT_FEE, f"the inclusion fee is below {BASE_FEE} stroops")
-    elif tx.fee < BASE_FEE * ops:
-        raise TxError(TRC.txINSUFFICIENT_FEE, f"the fee is below {BASE_FEE} stroops per operation")
-    if tx.is_soroban and tx.resource_fee < required_resource_fee:
-        raise TxError(
-            TRC.txINSUFFICIENT_FEE,
-            f"SorobanTransactionData::resourceFee {tx.resource_fee} is lower than the resource fee "
-            f"{required_resource_fee} of the declared resources",
-        )
+    if tx.soroban is not None:
+        check_soroban(tx, schedule)
     if tx.min_time and now < tx.min_time:
         raise TxError(TRC.txTOO_EARLY, "the transaction's minTime is in the future")
     if tx.max_time and now > tx.max_time:
@@ -386,6 +437,11 @@ def check_valid(
         raise TxError(TRC.txTOO_EARLY, "the transaction's minLedger is in the future")
     if tx.max_ledger and ledger_seq >= tx.max_ledger:
         raise TxError(TRC.txTOO_LATE, "the transaction's maxLedger has passed")
+    minimum = BASE_FEE * tx.fee_ops
+    if tx.inclusion_fee < minimum:
+        raise TxError(
+            TRC.txINSUFFICIENT_FEE, f"the inclusion fee {tx.inclusion_fee} is below the minimum {minimum}"
+        )
     source = _account(view, tx.source)
     if source is None:
         raise TxError(TRC.txNO_ACCOUNT, "the source account does not exist")
@@ -397,6 +453,94 @@ def check_valid(
         raise TxError(TRC.txNO_ACCOUNT, "the fee source does not exist")
     if available_balance(payer) < tx.max_fee:
         raise TxError(TRC.txINSUFFICIENT_BALANCE, "the fee is more than the available balance")
+
+
+def check_soroban(tx: ParsedTx, s: FeeSchedule) -> None:
+    """stellar-core's Soroban checks (``txSOROBAN_INVALID``, with its diagnostic event):
+    the declared resources within the network's limits, a footprint of entry kinds a
+    contract can touch with no key twice, and a ``resourceFee`` at most the full fee and
+    at least the fee of the declared resources."""
+    assert tx.soroban is not None
+    r = tx.declared_resources()
+    res = tx.soroban.resources
+    footprint = [*res.footprint.read_only, *res.footprint.read_write]
+    limits = (
+        (r.instructions, s.tx_max_instructions, SCE.SCE_BUDGET, "transaction instructions resources"),
+        (r.disk_read_bytes, s.tx_max_disk_read_bytes, SCE.SCE_STORAGE, "transaction byte-read resources"),
+        (r.write_bytes, s.tx_max_write_bytes, SCE.SCE_STORAGE, "transaction byte-write resources"),
+        (
+            len(footprint),
+            s.tx_max_footprint_entries,
+            SCE.SCE_STORAGE,
+            "the number of entries in transaction footprint",
+        ),
+        (
+            r.disk_read_entries,
+            s.tx_max_disk_read_entries,
+            SCE.SCE_STORAGE,
+            "transaction entry-disk-read resources",
+        ),
+        (r.write_entries, s.tx_max_write_entries, SCE.SCE_STORAGE, "transaction entry-write resources"),
+    )
+    for used, limit, kind, what in limits:
+        if used > limit:
+            _soroban_invalid(
+                kind, SCEC.SCEC_EXCEEDED_LIMIT, f"{what} exceed network config limit", used, limit
+            )
+    for key in footprint:
+        if key.type not in _FOOTPRINT_KEYS:
+            _soroban_invalid(
+                SCE.SCE_STORAGE,
+                SCEC.SCEC_UNEXPECTED_TYPE,
+                "transaction footprint contains unsupported ledger key type",
+                key.type.value,
+            )
+        size = len(key.to_xdr_bytes())
+        if size > s.max_contract_data_key_size_bytes:
+            _soroban_invalid(
+                SCE.SCE_STORAGE,
+                SCEC.SCEC_EXCEEDED_LIMIT,
+                "transaction footprint key exceeds network config limit",
+                size,
+                s.max_contract_data_key_size_bytes,
+            )
+    if r.transaction_size_bytes > s.tx_max_size_bytes:
+        _soroban_invalid(
+            SCE.SCE_BUDGET,
+            SCEC.SCEC_EXCEEDED_LIMIT,
+            "total transaction size exceeds network config limit",
+            r.transaction_size_bytes,
+            s.tx_max_size_bytes,
+        )
+    if not tx.fee_bump and tx.resource_fee > tx.fee:
+        _soroban_invalid(
+            SCE.SCE_STORAGE,
+            SCEC.SCEC_EXCEEDED_LIMIT,
+            "transaction `sorobanData.resourceFee` is higher than the full transaction fee",
+            tx.resource_fee,
+            tx.fee,
+        )
+    required = sum(resource_fee(r, s))
+    if tx.resource_fee < required:
+        _soroban_invalid(
+            SCE.SCE_STORAGE,
+            SCEC.SCEC_EXCEEDED_LIMIT,
+            "transaction `sorobanData.resourceFee` is lower than the actual Soroban resource fee",
+            tx.resource_fee,
+            required,
+        )
+    read_only, read_write = tx.footprint()
+    if len(read_only) + len(read_write) != len(footprint) or set(read_only) & set(read_write):
+        _soroban_invalid(
+            SCE.SCE_STORAGE,
+            SCEC.SCEC_INVALID_INPUT,
+            "Found duplicate key in the Soroban footprint; every key across read-only and "
+            "read-write footprints has to be unique.",
+        )
+
+
+def _soroban_invalid(kind: sx.SCErrorType, code: sx.SCErrorCode, message: str, *args: int) -> None:
+    raise TxError(TRC.txSOROBAN_INVALID, message, diagnostic=Diagnostic(kind, code, message, args))
 
 
 def _account(view: Overlay | dict[bytes, Entry], account: str) -> Account | None:
@@ -488,199 +632,3 @@ def transaction_result(
         ),
         sx.TransactionResultExt(0),
     )
-
-
-# --------------------------------------------------------------- classic ops
-
-
-def _get_account(view: Overlay, account: str) -> Account | None:
-    entry = view.get(account_key(account)[0])
-    if entry is None:
-        return None
-    assert isinstance(entry.data, Account)
-    return entry.data
-
-
-def _put(view: Overlay, key: bytes, data: Account | Trustline, seq: int) -> None:
-    view.put(key, Entry(data, seq))
-
-
-def _replace_account(account: Account, **changes: int) -> Account:
-    values = {
-        "account_id": account.account_id,
-        "balance": account.balance,
-        "seq_num": account.seq_num,
-        "num_subentries": account.num_subentries,
-        "flags": account.flags,
-    }
-    values.update(changes)
-    return Account(**values)  # type: ignore[arg-type]
-
-
-def apply_classic_op(view: Overlay, tx: ParsedTx, op: sx.Operation, ledger_seq: int) -> OpOutcome:
-    """Apply one classic operation on ``view``; the caller commits or discards."""
-    t = op.body.type
-    source_id = tx.op_source(op)
-    source = _get_account(view, source_id)
-    if source is None:
-        return OpOutcome(t, "no_account")
-    if t == OT.CREATE_ACCOUNT:
-        assert op.body.create_account_op is not None
-        return _create_account(view, source, op.body.create_account_op, ledger_seq)
-    if t == OT.PAYMENT:
-        assert op.body.payment_op is not None
-        return _payment(view, source, op.body.payment_op, ledger_seq)
-    if t == OT.CHANGE_TRUST:
-        assert op.body.change_trust_op is not None
-        return _change_trust(view, source, op.body.change_trust_op, ledger_seq)
-    if t == OT.ACCOUNT_MERGE:
-        assert op.body.destination is not None
-        return _account_merge(view, source, muxed_to_g(op.body.destination), ledger_seq)
-    return OpOutcome(t, "not_supported")  # pragma: no cover - refused at submission
-
-
-def _create_account(view: Overlay, source: Account, op: sx.CreateAccountOp, seq: int) -> OpOutcome:
-    t = OT.CREATE_ACCOUNT
-    dest = StrKey.encode_ed25519_public_key(op.destination.account_id.ed25519.uint256)  # type: ignore[union-attr]
-    amount = op.starting_balance.int64
-    if _get_account(view, dest) is not None:
-        return OpOutcome(t, "inner", -4)  # ALREADY_EXIST
-    if amount < 2 * BASE_RESERVE:
-        return OpOutcome(t, "inner", -3)  # LOW_RESERVE
-    if available_balance(source) < amount:
-        return OpOutcome(t, "inner", -2)  # UNDERFUNDED
-    _put(
-        view,
-        account_key(source.account_id)[0],
-        _replace_account(source, balance=source.balance - amount),
-        seq,
-    )
-    _put(view, account_key(dest)[0], Account(dest, amount, seq << 32), seq)
-    return OpOutcome(t, "inner", 0)
-
-
-def _payment(view: Overlay, source: Account, op: sx.PaymentOp, seq: int) -> OpOutcome:
-    t = OT.PAYMENT
-    dest_id = muxed_to_g(op.destination)
-    amount = op.amount.int64
-    asset = asset_key_from_xdr(op.asset)
-    dest = _get_account(view, dest_id)
-    if dest is None:
-        return OpOutcome(t, "inner", -5)  # NO_DESTINATION
-    if asset is None:
-        if available_balance(source) < amount:
-            return OpOutcome(t, "inner", -2)  # UNDERFUNDED
-        if source.account_id == dest_id:
-            return OpOutcome(t, "inner", 0)
-        if dest.balance + amount > INT64_MAX:
-            return OpOutcome(t, "inner", -8)  # LINE_FULL
-        _put(
-            view,
-            account_key(source.account_id)[0],
-            _replace_account(source, balance=source.balance - amount),
-            seq,
-        )
-        _put(view, account_key(dest_id)[0], _replace_account(dest, balance=dest.balance + amount), seq)
-        return OpOutcome(t, "inner", 0)
-    issuer = asset[1]
-    # destination side first, as core's path payment does
-    dest_line: Trustline | None = None
-    if dest_id != issuer:
-        dest_line = _trustline(view, dest_id, asset)
-        if dest_line is None:
-            return OpOutcome(t, "inner", -6)  # NO_TRUST
-        if not dest_line.flags & AUTHORIZED_FLAG:
-            return OpOutcome(t, "inner", -7)  # NOT_AUTHORIZED
-        if dest_line.balance + amount > dest_line.limit:
-            return OpOutcome(t, "inner", -8)  # LINE_FULL
-    src_line: Trustline | None = None
-    if source.account_id != issuer:
-        src_line = _trustline(view, source.account_id, asset)
-        if src_line is None:
-            return OpOutcome(t, "inner", -3)  # SRC_NO_TRUST
-        if not src_line.flags & AUTHORIZED_FLAG:
-            return OpOutcome(t, "inner", -4)  # SRC_NOT_AUTHORIZED
-        if src_line.balance < amount:
-            return OpOutcome(t, "inner", -2)  # UNDERFUNDED
-    if source.account_id == dest_id:
-        return OpOutcome(t, "inner", 0)
-    if src_line is not None:
-        _put_line(view, src_line, src_line.balance - amount, seq)
-    if dest_line is not None:
-        fresh = _trustline(view, dest_id, asset)
-        assert fresh is not None
-        _put_line(view, fresh, fresh.balance + amount, seq)
-    return OpOutcome(t, "inner", 0)
-
-
-def _trustline(view: Overlay, account: str, asset: AssetKey) -> Trustline | None:
-    entry = view.get(trustline_key(account, asset)[0])
-    if entry is None:
-        return None
-    assert isinstance(entry.data, Trustline)
-    return entry.data
-
-
-def _put_line(view: Overlay, line: Trustline, balance: int, seq: int, limit: int | None = None) -> None:
-    _put(
-        view,
-        trustline_key(line.account_id, line.asset)[0],
-        Trustline(line.account_id, line.asset, balance, line.limit if limit is None else limit, line.flags),
-        seq,
-    )
-
-
-def _change_trust(view: Overlay, source: Account, op: sx.ChangeTrustOp, seq: int) -> OpOutcome:
-    t = OT.CHANGE_TRUST
-    asset = asset_key_from_xdr(op.line)
-    assert asset is not None
-    limit = op.limit.int64
-    if asset[1] == source.account_id:
-        return OpOutcome(t, "inner", -5)  # SELF_NOT_ALLOWED
-    line = _trustline(view, source.account_id, asset)
-    akey = account_key(source.account_id)[0]
-    if line is not None:
-        if limit == 0:
-            if line.balance > 0:
-                return OpOutcome(t, "inner", -3)  # INVALID_LIMIT
-            view.put(trustline_key(source.account_id, asset)[0], None)
-            _put(view, akey, _replace_account(source, num_subentries=source.num_subentries - 1), seq)
-            return OpOutcome(t, "inner", 0)
-        if limit < line.balance:
-            return OpOutcome(t, "inner", -3)  # INVALID_LIMIT
-        _put_line(view, line, line.balance, seq, limit)
-        return OpOutcome(t, "inner", 0)
-    if limit == 0:
-        return OpOutcome(t, "inner", -6)  # TRUST_LINE_MISSING
-    issuer = _get_account(view, asset[1])
-    if issuer is None:
-        return OpOutcome(t, "inner", -2)  # NO_ISSUER
-    if source.balance < min_balance(source, extra_subentries=1):
-        return OpOutcome(t, "inner", -4)  # LOW_RESERVE
-    flags = 0 if issuer.flags & 1 else AUTHORIZED_FLAG  # AUTH_REQUIRED issuers start unauthorized
-    _put(
-        view,
-        trustline_key(source.account_id, asset)[0],
-        Trustline(source.account_id, asset, 0, limit, flags),
-        seq,
-    )
-    _put(view, akey, _replace_account(source, num_subentries=source.num_subentries + 1), seq)
-    return OpOutcome(t, "inner", 0)
-
-
-def _account_merge(view: Overlay, source: Account, dest_id: str, seq: int) -> OpOutcome:
-    t = OT.ACCOUNT_MERGE
-    if dest_id == source.account_id:
-        return OpOutcome(t, "inner", -1)  # MALFORMED
-    dest = _get_account(view, dest_id)
-    if dest is None:
-        return OpOutcome(t, "inner", -2)  # NO_ACCOUNT
-    if source.num_subentries:
-        return OpOutcome(t, "inner", -4)  # HAS_SUB_ENTRIES
-    if source.seq_num >= seq << 32:
-        return OpOutcome(t, "inner", -5)  # SEQNUM_TOO_FAR
-    if dest.balance + source.balance > INT64_MAX:
-        return OpOutcome(t, "inner", -6)  # DEST_FULL
-    view.put(account_key(source.account_id)[0], None)
-    _put(view, account_key(dest_id)[0], _replace_account(dest, balance=dest.balance + source.balance), seq)
-    return OpOutcome(t, "inner", 0, extra=source.balance)
