@@ -43,7 +43,7 @@ def render(path: list[str]) -> str:
 
 
 def words(text: str) -> list[str]:
-    return [w.strip("`*") for w in BOX.sub(" ", text).split()]
+    return [w.replace("`", "").strip("*") for w in BOX.sub(" ", text).split()]
 
 
 def is_subsequence(needle: list[str], haystack: list[str]) -> bool:

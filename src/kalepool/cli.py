@@ -192,7 +192,10 @@ def demo(
         work_dir=ds.work_dir,
         database_url=settings.database.url.get_secret_value() if settings.database.url else None,
     )
-    report = asyncio.run(run_demo(options, progress))
+    from kalepool.lifecycle import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # stopped like Ctrl-C: every child is stopped first
+        report = asyncio.run(run_demo(options, progress))
     if as_json:
         typer.echo(json.dumps(report.to_json(), sort_keys=True))
     else:
@@ -503,6 +506,29 @@ def backend_downgrade(
     with database_target(load_settings(config)) as target:
         migrate.downgrade(target.url, revision)
         typer.echo(f"database at revision {migrate.current_revision(target.url)}")
+
+
+@backend_app.command("database")
+def backend_database(
+    config: ConfigOption = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, metavar="PORT", help="Port to listen on (default: a free one)."),
+    ] = None,
+) -> None:
+    """Run the embedded PostgreSQL on database.data_dir, migrated, until Ctrl-C or SIGTERM.
+
+    For a backend run by hand: `serve` and `workers` in other terminals share it through
+    the URL this prints (KALEPOOL_DATABASE__URL). Prints one line, `database ready: URL`.
+    """
+    from kalepool.backend.runtime import run_database
+    from kalepool.settings import load_settings
+
+    def announce(url: str) -> None:
+        typer.echo(f"database ready: {url}")
+        sys.stdout.flush()
+
+    run_database(load_settings(config), port=port, announce=announce)
 
 
 @backend_app.command("serve")

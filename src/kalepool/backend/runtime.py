@@ -4,9 +4,12 @@ The chain is the Stellar gateway for ``[stellar]`` (the devnet by default); with
 ``backend.workers`` the auto-harvester and the reconciler run inside the server process.
 
 With ``database.url`` unset, the backend runs on an embedded PostgreSQL under
-``database.data_dir`` (started for the command, stopped after it) and migrates it itself.
-With a URL, migrations are an explicit step (``kalepool backend migrate``, or ``serve
---migrate``).
+``database.data_dir`` (started for the command, stopped after it) and migrates it itself;
+:func:`run_database` runs that server alone, for several processes to share. With a URL,
+migrations are an explicit step (``kalepool backend migrate``, or ``serve --migrate``).
+
+The long-running commands (:func:`serve`, :func:`run_workers`, :func:`run_database`) stop
+on SIGINT and SIGTERM alike, stopping what they started, and return normally.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from kalepool.backend.custody import Keyring
 from kalepool.backend.db import migrate
 from kalepool.backend.db.session import Database
 from kalepool.backend.logs import configure_logging, get_logger, protect
+from kalepool.lifecycle import sigterm_as_interrupt
 from kalepool.settings import BackendSettings, Settings
 
 __all__ = [
@@ -32,6 +36,7 @@ __all__ = [
     "default_chain",
     "keyring_from",
     "rotate_master_key",
+    "run_database",
     "run_workers",
     "serve",
     "uvicorn_options",
@@ -113,7 +118,9 @@ def serve(
         log.info(
             "chain", network=settings.stellar.network, rpc_urls=list(settings.stellar.profile().rpc_urls)
         )
-    with database_target(settings) as target:
+    # uvicorn stops gracefully on either signal, then raises it again: SIGTERM becomes
+    # SIGINT, whose KeyboardInterrupt unwinds the database (an embedded server is stopped)
+    with sigterm_as_interrupt(), _stopped_by_signals("serve"), database_target(settings) as target:
         if run_migrations or target.embedded:
             migrate.upgrade(target.url)
         db = Database(target.url, pool_size=settings.database.pool_size)
@@ -138,6 +145,36 @@ def uvicorn_options(settings: BackendSettings) -> dict[str, Any]:
         "proxy_headers": bool(proxies),
         "forwarded_allow_ips": ",".join(proxies) if proxies else "",
     }
+
+
+@contextmanager
+def _stopped_by_signals(what: str) -> Iterator[None]:
+    """A SIGINT (or SIGTERM, see :func:`sigterm_as_interrupt`) is this command's normal end."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        log.info(f"{what} stopped by a signal")
+
+
+def run_database(settings: Settings, *, port: int | None = None, announce: Callable[[str], None]) -> None:
+    """Run the embedded PostgreSQL on ``database.data_dir`` until SIGINT or SIGTERM, migrated,
+    for ``serve`` and ``workers`` in other processes; ``announce`` gets its URL once ready."""
+    import time
+
+    from kalepool.backend.db.embedded import EmbeddedPostgres
+
+    _logging(settings)
+    data_dir = settings.database.data_dir.expanduser().resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        sigterm_as_interrupt(),
+        _stopped_by_signals("database"),
+        EmbeddedPostgres(data_dir, port=port, durable=True) as server,
+    ):
+        migrate.upgrade(server.url)
+        announce(server.url.replace("postgresql+psycopg://", "postgresql://"))
+        while True:
+            time.sleep(3600)
 
 
 def rotate_master_key(settings: Settings) -> int:
@@ -201,10 +238,8 @@ def run_workers(settings: Settings, *, once: bool = False) -> dict[str, object] 
                 await close()
             await db.dispose()
 
-    with database_target(settings) as target:
+    with sigterm_as_interrupt(), _stopped_by_signals("workers"), database_target(settings) as target:
         if target.embedded:
             migrate.upgrade(target.url)
-        try:
-            return asyncio.run(run(target.url))
-        except KeyboardInterrupt:
-            return None
+        return asyncio.run(run(target.url))
+    return None

@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 SYSTEM_USER = "embedded_postgres"
+#: In the data directory while a kalepool process runs its server there: that process's pid.
+OWNER_FILE = "kalepool.owner"
 DB_USER = "postgres"
 
 _log = logging.getLogger(__name__)
@@ -94,6 +96,16 @@ def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def _make_traversable(path: Path) -> None:
@@ -217,11 +229,58 @@ class EmbeddedPostgres:
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
         self.data_dir.chmod(0o700)
 
+    def _server_found(self) -> tuple[int, int | None] | None:
+        """``(pid, port)`` of a server already running on this data directory."""
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+            pid = int(lines[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
+        return (pid, port) if _pid_alive(pid) else None
+
+    def _owner(self) -> int | None:
+        try:
+            return int((self.data_dir / OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _clear_stale_server(self) -> None:
+        """A server left running on the data directory: stopped when the kalepool process
+        that ran it has ended (a crash, a SIGKILL), explained in one line otherwise."""
+        found = self._server_found()
+        if found is None:
+            return
+        pid, port = found
+        owner = self._owner()
+        share = f"postgresql://{DB_USER}@{self.host}:{port}/postgres"
+        if owner is None:
+            raise EmbeddedPostgresError(
+                f"a PostgreSQL server (pid {pid}, port {port}) is running on {self.data_dir} and no "
+                f"kalepool process claims it: stop it, or set database.url to {share} to use it"
+            )
+        if _pid_alive(owner):
+            raise EmbeddedPostgresError(
+                f"the embedded PostgreSQL on {self.data_dir} is in use by process {owner} (port {port}): "
+                f"stop that process, or set database.url to {share} to share it"
+            )
+        _log.warning(
+            "stopping the embedded PostgreSQL (pid %s) that process %s left running on %s when it ended",
+            pid,
+            owner,
+            self.data_dir,
+        )
+        self._run("pg_ctl", ["-D", str(self.data_dir), "-w", "-m", "fast", "stop"], timeout=60)
+
     def start(self) -> EmbeddedPostgres:
-        """Initialise the data directory if needed and start the server; returns ``self``."""
+        """Initialise the data directory if needed and start the server; returns ``self``.
+
+        A server left running there by a kalepool process that ended is stopped first;
+        one in use by a live process (or by no kalepool process) is an error."""
         if self._running:
             return self
         self._prepare_directory()
+        self._clear_stale_server()
         if not (self.data_dir / "PG_VERSION").exists():
             self._run(
                 "initdb",
@@ -250,6 +309,7 @@ class EmbeddedPostgres:
             timeout=self.start_timeout + 5,
         )
         self._running = True
+        (self.data_dir / OWNER_FILE).write_text(f"{os.getpid()}\n")
         atexit.register(self.stop)
         self._wait_ready()
         _log.info("embedded PostgreSQL running on %s:%s (%s)", self.host, self.port, self.data_dir)
@@ -275,6 +335,7 @@ class EmbeddedPostgres:
             finally:
                 self._running = False
                 atexit.unregister(self.stop)
+                (self.data_dir / OWNER_FILE).unlink(missing_ok=True)
         if self.ephemeral and self.data_dir.exists():
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
