@@ -5,7 +5,9 @@ worker threads that each call the GIL-free kernel. Chunks are sized to take abou
 10 ms, so a stop request (a limit reached, ``cancel`` set, Ctrl-C) takes effect within
 one chunk; no chunk is abandoned half way, so the nonces searched are always
 ``start_nonce .. start_nonce + hashes_done - 1`` (less only where a worker stopped
-early on ``target_zeros``). The best result is the most zeros, ties going to the
+early on ``target_zeros``). The worker that meets ``target_zeros`` stops the others from
+taking a new chunk itself, so with one thread the search ends within the kernel's SIMD
+block of the first such nonce, however fast the CPU. The best result is the most zeros, ties going to the
 lowest nonce; it is re-verified with pycryptodome before it is returned or reported.
 """
 
@@ -207,6 +209,8 @@ def search(
                 t0 = time.perf_counter()
                 nonce, zeros, done, _ = kern.search_chunk(job, span[0], span[1], stop_zeros)
                 elapsed = time.perf_counter() - t0
+                if zeros >= stop_zeros:  # met the target: no thread takes another chunk
+                    dispatcher.stop.set()
                 results.put((nonce, zeros, done, None))
                 if span[1] == size and elapsed > 0:
                     rate = done / elapsed
