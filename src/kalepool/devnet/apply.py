@@ -39,7 +39,7 @@ from kalepool.devnet.codec import (
     ledger_entry_size,
     sha256,
 )
-from kalepool.devnet.events import fee_event, transaction_event
+from kalepool.devnet.events import classic_events, fee_event, transaction_event
 from kalepool.devnet.fees import RentChange, TxResources, rent_fee, resource_fee
 from kalepool.devnet.host import Footprint, Host, HostError, HostEvent, contract_event
 from kalepool.devnet.ledger import AFTER_ALL_TXS, EventRecord, Lazy, Overlay, TxRecord, soroban_size
@@ -146,6 +146,7 @@ def apply_transaction(
             events = applied.op_events.pop() if outcome.success else []
         else:
             outcome = apply_classic_op(op_view, tx, op, seq)
+            events = classic_events(tx, op, outcome, devnet.config.passphrase)
         applied.outcomes.append(outcome)
         if not outcome.success:
             ok = False  # later operations still run (for their results), then all is undone

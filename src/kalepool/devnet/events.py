@@ -8,7 +8,8 @@ Contract (the native asset's for fees), whether or not that contract is deployed
   before any transaction of the ledger is applied (stage ``BEFORE_ALL_TXS``) and, for a
   Soroban transaction, minus the refund after all of them (``AFTER_ALL_TXS``; a zero
   refund emits nothing).
-- classic movements of an asset (:func:`transfer_events`): ``transfer``
+- classic movements of an asset (:func:`classic_events`: payments, account creations and
+  merges): ``transfer``
   ``[from, to, "CODE:ISSUER"]``, or ``mint`` ``[to, asset]`` when the issuer pays,
   ``burn`` ``[from, asset]`` when the issuer is paid; the data is the ``I128`` amount, or
   ``{amount, to_muxed_id}`` when the destination is muxed or the transaction has a memo.
@@ -21,8 +22,16 @@ from functools import lru_cache
 from stellar_sdk import Asset, scval
 from stellar_sdk import xdr as sx
 
-from kalepool.devnet.codec import AssetKey, address_scval, asset_name
+from kalepool.devnet.codec import (
+    AssetKey,
+    account_id_str,
+    address_scval,
+    asset_key_from_xdr,
+    asset_name,
+    muxed_to_g,
+)
 from kalepool.devnet.host import HostEvent, contract_event
+from kalepool.devnet.transactions import OT, OpOutcome, ParsedTx
 
 STAGE = sx.TransactionEventStage
 
@@ -70,3 +79,46 @@ def transfer_events(
         return [HostEvent(contract, [_symbol("burn"), address_scval(source), name], scval.to_int128(amount))]
     topics = [_symbol("transfer"), address_scval(source), address_scval(destination), name]
     return [HostEvent(contract, topics, data)]
+
+
+def classic_events(tx: ParsedTx, op: sx.Operation, outcome: OpOutcome, passphrase: str) -> list[HostEvent]:
+    """The SAC events of a successful classic operation that moves an asset."""
+    if not outcome.success:
+        return []
+    source = tx.op_source(op)
+    body = op.body
+    memo = tx.tx.memo
+    if body.type == OT.CREATE_ACCOUNT and body.create_account_op is not None:
+        create = body.create_account_op
+        dest = account_id_str(create.destination)
+        amount = create.starting_balance.int64
+        return transfer_events(None, passphrase, source, dest, amount, _to_muxed_id(None, memo))
+    if body.type == OT.PAYMENT and body.payment_op is not None:
+        pay = body.payment_op
+        asset = asset_key_from_xdr(pay.asset)
+        dest = muxed_to_g(pay.destination)
+        muxed = _to_muxed_id(pay.destination, memo)
+        return transfer_events(asset, passphrase, source, dest, pay.amount.int64, muxed)
+    if body.type == OT.ACCOUNT_MERGE and body.destination is not None:
+        dest = muxed_to_g(body.destination)
+        return transfer_events(
+            None, passphrase, source, dest, outcome.extra, _to_muxed_id(body.destination, memo)
+        )
+    return []
+
+
+def _to_muxed_id(destination: sx.MuxedAccount | None, memo: sx.Memo) -> sx.SCVal | None:
+    """What a payment's event data names beside the amount: the muxed destination's id,
+    else the transaction's memo, else nothing."""
+    if destination is not None and destination.med25519 is not None:
+        return scval.to_uint64(destination.med25519.id.uint64)
+    t = memo.type
+    if t == sx.MemoType.MEMO_TEXT and memo.text is not None:
+        return scval.to_string(memo.text)
+    if t == sx.MemoType.MEMO_ID and memo.id is not None:
+        return scval.to_uint64(memo.id.uint64)
+    if t == sx.MemoType.MEMO_HASH and memo.hash is not None:
+        return scval.to_bytes(memo.hash.hash)
+    if t == sx.MemoType.MEMO_RETURN and memo.ret_hash is not None:
+        return scval.to_bytes(memo.ret_hash.hash)
+    return None
