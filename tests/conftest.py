@@ -6,12 +6,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from kalepool.backend.db.embedded import create_database, drop_database
 from kalepool.testing.postgres import test_database_url
+from kalepool.wire.parse import STRICT_ENV
+
+# an answer with a field the wire contract does not know fails the test (and the processes it starts)
+os.environ.setdefault(STRICT_ENV, "1")
 
 
 @pytest.fixture(scope="session")

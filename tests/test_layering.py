@@ -3,10 +3,11 @@
 - ``kale`` is the pure core: it imports no other kalepool part but ``kalepool.errors``,
   and no I/O module (sockets, HTTP clients, files, processes), nor calls ``open``.
 - ``stellar``, ``devnet`` and ``miner`` build on ``kale``, ``errors`` and ``settings`` only.
+- ``wire`` (the pooler API's contract, spoken by both sides) builds on ``errors`` only.
 - ``backend`` and ``pooler`` are applications: only ``kalepool.cli``, the end-to-end demo
   ``kalepool.demo`` (and each package itself) may import them. The pooler reaches the
-  backend over HTTP only: it builds on ``stellar``, ``miner``, ``kale``, ``errors`` and
-  ``settings``.
+  backend over HTTP only: it builds on ``stellar``, ``miner``, ``kale``, ``wire``,
+  ``errors`` and ``settings``.
 - ``errors`` is the root of the exception tree and imports no kalepool module.
 """
 
@@ -28,7 +29,8 @@ ALLOWED: dict[str, set[str]] = {
     "stellar": {"stellar", "kale", "errors", "settings"},
     "miner": {"miner", "kale", "errors", "settings"},
     "errors": {"errors"},
-    "pooler": {"pooler", "stellar", "miner", "kale", "errors", "settings"},
+    "wire": {"wire", "errors"},
+    "pooler": {"pooler", "stellar", "miner", "kale", "wire", "errors", "settings"},
 }
 APPLICATIONS = {"backend", "pooler"}
 IO_MODULES = {

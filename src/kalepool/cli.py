@@ -639,6 +639,7 @@ def _pooler_status_view(status: Any) -> Any:
     )
     head.add_row(
         f"hash rate {status.hash_rate / 1e6:.2f} MH/s on {status.threads} thread(s)",
+        f"channels {status.channels}",
         f"submit in {secs(status.time_left)}",
         f"rollover in {secs(status.until_rollover)}",
         f"blocks worked {status.blocks_worked}",
@@ -693,6 +694,7 @@ def pooler_earnings(
     from kalepool.errors import ConfigError
     from kalepool.pooler.client import BackendClient, format_earnings
     from kalepool.settings import load_settings
+    from kalepool.wire.pooler import PoolerEarnings
 
     overrides = {k: v for k, v in {"backend_url": backend_url, "api_key": api_key}.items() if v is not None}
     ps = load_settings(config, pooler=overrides).pooler
@@ -701,16 +703,16 @@ def pooler_earnings(
 
     _configure_pooler_logging("ERROR", False)  # the retries' warnings: the final error says it all
 
-    async def main() -> dict[str, Any]:
+    async def main() -> PoolerEarnings:
         assert ps.api_key is not None
         async with BackendClient(ps.backend_url, ps.api_key.get_secret_value(), retries=2) as client:
             return await client.earnings()
 
-    data = asyncio.run(main())
+    earnings = asyncio.run(main())
     if as_json:
-        print_json(data)
+        print_json(earnings.model_dump(mode="json"))
     else:
-        typer.echo(format_earnings(data))
+        typer.echo(format_earnings(earnings))
 
 
 @pooler_app.command("run")

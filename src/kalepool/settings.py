@@ -101,7 +101,18 @@ class BackendSettings(BaseModel):
         ge=0,
         description="stroops of XLM a custodial account needs to count as funded (reserves + fees)",
     )
-    plant_concurrency: int = Field(default=16, ge=1, description="chain calls in flight per request")
+    plant_concurrency: int = Field(
+        default=512,
+        ge=1,
+        description="plants (and harvests) in flight per request at most: a large pooler's farmers "
+        "are planted in a ledger or two",
+    )
+    plant_retry_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="seconds a plant-request keeps retrying a farmer's transient failure (RPC timeout, "
+        "a sequence number another process used) before answering it failed",
+    )
     rate_limit_rps: float = Field(default=20.0, gt=0, description="requests/s per API key or token")
     rate_limit_burst: int = Field(default=100, ge=1, description="bucket size per API key or token")
     anonymous_rate_limit_rps: float = Field(default=2.0, gt=0, description="requests/s per client IP")
@@ -238,12 +249,24 @@ class PoolerSettings(BaseModel):
     min_mine_seconds: float = Field(
         default=10.0, ge=0, description="plant into a running block only with this much mining time left"
     )
-    channels: int = Field(default=4, ge=1, le=100, description="accounts submitting works in parallel")
+    channels: int = Field(default=4, ge=1, le=1000, description="accounts submitting works, at least")
+    max_channels: int = Field(default=500, ge=1, le=1000, description="accounts submitting works, at most")
+    submit_rounds: int = Field(
+        default=6,
+        ge=1,
+        description="ledgers one block's works may take to send: channels = farmers / submit_rounds",
+    )
     channel_xlm: int = Field(default=50_000_000, ge=20_000_000, description="stroops given to a channel")
     request_timeout: float = Field(default=120.0, gt=0, description="seconds per backend request")
     retries: int = Field(default=5, ge=0, description="retries of a failed backend request")
     heartbeat_interval: float = Field(default=30.0, gt=0)
     harvest_attempts: int = Field(default=3, ge=1, description="harvest-requests per block before leaving it")
+    drain_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="with --blocks: seconds to wait for the rollover the last harvests need (default: "
+        "two block intervals); then the backend's auto-harvester covers them",
+    )
 
 
 class DemoSettings(BaseModel):

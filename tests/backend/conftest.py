@@ -190,7 +190,12 @@ def verbose_logs() -> Iterator[io.StringIO]:
 # --- the devnet (chain-facing tests) -------------------------------------------------------
 
 #: settings of the apps the chain-facing tests run (fees that make the split visible)
-DEVNET_BACKEND = {"platform_fee_bps": 200, "in_progress_wait": 20.0, "plant_concurrency": 16}
+DEVNET_BACKEND = {
+    "platform_fee_bps": 200,
+    "in_progress_wait": 20.0,
+    "plant_concurrency": 16,
+    "plant_retry_seconds": 1.0,
+}
 
 
 @pytest.fixture(scope="module")

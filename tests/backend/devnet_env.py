@@ -185,11 +185,14 @@ async def custodial_keypair(api: Api, farmer: dict[str, Any]) -> Keypair:
 
 
 class FlakyChain:
-    """A chain whose ``plant`` answers ``ChainUnavailable`` for chosen accounts (RPC down)."""
+    """A chain whose ``plant`` answers ``ChainUnavailable`` for chosen accounts (RPC down),
+    every time, or only the first ``times`` times per account."""
 
-    def __init__(self, inner: Chain, down_for: set[str]) -> None:
+    def __init__(self, inner: Chain, down_for: set[str], times: int | None = None) -> None:
         self.inner = inner
         self.down_for = down_for
+        self.times = times
+        self.failures: dict[str, int] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -197,6 +200,8 @@ class FlakyChain:
     async def plant(
         self, keypair: Keypair, amount: int, *, on_signed: OnSigned | None = None
     ) -> PlantOutcome:
-        if keypair.public_key in self.down_for:
+        account = keypair.public_key
+        if account in self.down_for and (self.times is None or self.failures.get(account, 0) < self.times):
+            self.failures[account] = self.failures.get(account, 0) + 1
             raise ChainUnavailable("RPC request timed out (all endpoints)", code="rpc_timeout")
         return await self.inner.plant(keypair, amount, on_signed=on_signed)

@@ -22,6 +22,7 @@ from kalepool.stellar import (
     TxRejected,
 )
 from kalepool.stellar.errors import attach_attempt
+from kalepool.wire import ErrorCode
 
 
 @pytest.mark.parametrize(
@@ -117,3 +118,12 @@ def test_gateway_errors_get_a_code_and_a_culprit(
     assert error.tx_hash == ATTEMPT.tx_hash and error.fee_charged == 1234 and error.envelope_xdr == "AAAA"
     if kind is not None:
         assert isinstance(error, kind)
+    assert ErrorCode(error.code) is not ErrorCode.UNKNOWN  # the wire contract names it
+
+
+CONTRACT_ERRORS = [*(FarmError(c) for c in FarmErrorCode), *(TokenError(c) for c in TokenErrorCode)]
+
+
+@pytest.mark.parametrize("exc", CONTRACT_ERRORS)
+def test_every_contract_error_has_a_wire_code(exc: BaseException) -> None:
+    assert ErrorCode(translate_error(exc).code) is not ErrorCode.UNKNOWN

@@ -8,10 +8,10 @@ import pytest
 from pydantic import ValidationError
 from stellar_sdk import Keypair
 
-from kalepool.backend.api import schemas
 from kalepool.backend.chain import UnavailableChain
 from kalepool.backend.custody import Keyring
 from kalepool.backend.db.session import Database
+from kalepool.wire import pooler as wire
 from tests.backend.conftest import Api, make_api
 from tests.backend.fakes import FakeChain
 from tests.backend.test_api_operator import assert_error
@@ -151,11 +151,11 @@ async def test_openapi_is_complete(api: Api) -> None:
 
 def test_pooler_action_schemas_follow_the_phase_1_field_names() -> None:
     farmer_id, pooler_id = uuid.uuid4(), uuid.uuid4()
-    plant = schemas.PlantRequest.model_validate({"block_index": 5, "pooler_id": str(pooler_id)})
+    plant = wire.PlantRequest.model_validate({"block_index": 5, "pooler_id": str(pooler_id)})
     assert plant.max_farmers_capacity is None
-    response = schemas.PlantResponse(
+    response = wire.PlantResponse(
         planted_farmers=[
-            schemas.PlantedFarmer(
+            wire.PlantedFarmer(
                 farmer_id=farmer_id,
                 custodial_wallet="G" * 56,
                 stake_amount=10,
@@ -166,9 +166,9 @@ def test_pooler_action_schemas_follow_the_phase_1_field_names() -> None:
             )
         ],
         failed_plants=[
-            schemas.FailedPlant(farmer_id=farmer_id, error="e", message="m", attributed_to="farmer")
+            wire.FailedPlant(farmer_id=farmer_id, error="e", message="m", attributed_to="farmer")
         ],
-        summary=schemas.PlantSummary(
+        summary=wire.PlantSummary(
             requested_block_index=5,
             farm_index=5,
             eligible=2,
@@ -182,7 +182,7 @@ def test_pooler_action_schemas_follow_the_phase_1_field_names() -> None:
         ),
     )
     assert set(response.model_dump()) == {"planted_farmers", "failed_plants", "summary"}
-    work = schemas.WorkCompleteRequest.model_validate(
+    work = wire.WorkCompleteRequest.model_validate(
         {
             "block_index": 5,
             "pooler_id": str(pooler_id),
@@ -192,21 +192,21 @@ def test_pooler_action_schemas_follow_the_phase_1_field_names() -> None:
         }
     )
     assert work.work_results[0].nonce == 2**64 - 1
-    assert set(schemas.WorkCompleteResponse.model_fields) >= {
+    assert set(wire.WorkCompleteResponse.model_fields) >= {
         "work_recorded",
         "rejected",
         "compensation_amount",
         "ready_for_harvest",
     }
-    optional = schemas.WorkResult.model_validate(
+    optional = wire.WorkResult.model_validate(
         {"farmer_id": str(farmer_id), "nonce": 1, "hash": "0" * 64, "zeros": 64}
     )
     assert optional.gap is None and optional.tx_hash is None
-    harvest = schemas.HarvestRequest.model_validate(
+    harvest = wire.HarvestRequest.model_validate(
         {"pooler_id": str(pooler_id), "harvest_blocks": [{"block_index": 4, "farmer_ids": [str(farmer_id)]}]}
     )
     assert harvest.harvest_blocks[0].farmer_ids == [farmer_id]
-    assert set(schemas.HarvestResponse.model_fields) == {
+    assert set(wire.HarvestResponse.model_fields) == {
         "harvest_results",
         "failed_harvests",
         "total_rewards",
@@ -216,10 +216,10 @@ def test_pooler_action_schemas_follow_the_phase_1_field_names() -> None:
         {"block_index": 1, "pooler_id": str(pooler_id), "max_farmers_capacity": 0},
     ):
         with pytest.raises(ValidationError):
-            schemas.PlantRequest.model_validate(bad)
+            wire.PlantRequest.model_validate(bad)
     with pytest.raises(ValidationError):
-        schemas.WorkResult.model_validate(
+        wire.WorkResult.model_validate(
             {"farmer_id": str(farmer_id), "nonce": 2**64, "hash": "0" * 64, "zeros": 1, "gap": 1}
         )
     with pytest.raises(ValidationError):
-        schemas.HarvestRequest.model_validate({"pooler_id": str(pooler_id), "harvest_blocks": []})
+        wire.HarvestRequest.model_validate({"pooler_id": str(pooler_id), "harvest_blocks": []})

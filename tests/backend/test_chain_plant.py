@@ -264,6 +264,25 @@ async def test_network_failures_are_attributed_to_the_chain(
     assert again["summary"]["planted"] == 1 and again["summary"]["already_planted"] == 2
 
 
+async def test_a_transient_failure_is_planted_again_within_the_request(
+    dev_api: Api, devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    """An RPC timeout for one farmer (twice): the request retries it and answers it planted,
+    in the same block, with one plantings row per farmer (no failed rows for the retries)."""
+    pooler_id, key = await dev_api.create_pooler()
+    farmers = [await ready_farmer(dev_api, devnet, pooler_id) for _ in range(3)]
+    flaky = FlakyChain(dev_chain, {farmers[1]["custodial_wallet"]}, times=2)
+    dev_api.context.ops.chain = flaky  # type: ignore[assignment]
+    farm = await dev_chain.farm()
+    data = await plant(dev_api, controls, key, pooler_id, farm.index)
+    dev_api.context.ops.chain = dev_chain
+    assert data["failed_plants"] == [] and data["summary"]["planted"] == 3
+    assert flaky.failures == {farmers[1]["custodial_wallet"]: 2}
+    assert {p["block_index"] for p in data["planted_farmers"]} == {farm.index}
+    mine = await rows(dev_api, Planting, Planting.pooler_id == uuid.UUID(pooler_id))
+    assert sorted(r.status for r in mine) == ["succeeded"] * 3
+
+
 async def test_an_unreadable_farm_answers_503_and_attempts_nothing(
     dev_api: Api, devnet: DevnetHandle
 ) -> None:

@@ -126,8 +126,9 @@ async def test_the_poolers_fees_are_sent_to_its_account_once(
     # the pooler's own client and CLI text, on the same answer
     transport = api.client._transport  # the app in process (ASGI)
     async with BackendClient("http://backend.test", farmer["pooler_key"], transport=transport) as client:
-        assert await client.earnings() == seen
-    text = format_earnings(seen)
+        parsed = await client.earnings()
+    assert parsed.model_dump(mode="json") == seen
+    text = format_earnings(parsed)
     assert f"paid            -{share / 10**7:,.7f} KALE" in text and "owed now        0.0000000 KALE" in text
     assert f"payout {listed['id']}:" in text and sent.tx_hash in text
 

@@ -171,7 +171,7 @@ async def test_rpc_errors_and_timeouts_for_a_while(cluster: Cluster, faults: Fau
     assert faults.injected > 0
     assert pooler.count("pooler.farm_read_failed") >= 1
     assert len(report.blocks) == 1 and report.blocks[0].complete, report.blocks
-    new_blocks = [e["index"] for e in pooler.events if e.get("event") == "pooler.new_block"]
+    new_blocks = [e["block_index"] for e in pooler.events if e.get("event") == "pooler.new_block"]
     assert new_blocks == sorted(set(new_blocks))  # no block reported twice or going back
     assert not rows(
         cluster,

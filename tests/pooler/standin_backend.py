@@ -1,8 +1,8 @@
 """A small stand-in for the backend's pooler API, planting and harvesting on a devnet.
 
 It holds the farmers' keypairs (as the real backend holds custodial keys), answers the
-pooler's five calls with the shapes of ``backend/api/schemas.py``, and records what it
-was asked, so tests can drive :class:`~kalepool.pooler.service.PoolerService` end to end
+pooler's five calls with the wire contract's models (:mod:`kalepool.wire.pooler`), and
+records what it was asked, so tests can drive :class:`~kalepool.pooler.service.PoolerService` end to end
 on the devnet without PostgreSQL. Idempotent like the real one: a farmer is planted at
 most once per block; a repeated plant-request answers with the plantings already made.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,6 +23,17 @@ from stellar_sdk import Keypair
 
 from kalepool.kale.errors import ContractError
 from kalepool.stellar import FarmGateway, GatewayError
+from kalepool.wire import Attribution, ErrorCode
+from kalepool.wire import pooler as w
+
+
+def _json(model: w.Answer, status: int = 200) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json"), status)
+
+
+def _code(exc: BaseException) -> ErrorCode:
+    name = getattr(exc, "name", None) or getattr(exc, "code", "")
+    return ErrorCode("".join("_" + c.lower() if c.isupper() else c for c in str(name)).lstrip("_"))
 
 
 @dataclass
@@ -39,11 +51,13 @@ class StandInBackend:
     interval: int = 300
     pooler_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     plant_requests: list[int] = field(default_factory=list)
-    plantings: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    plantings: dict[tuple[str, int], w.PlantedFarmer] = field(default_factory=dict)
     works: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     harvests: list[dict[str, Any]] = field(default_factory=list)
     heartbeats: int = 0
+    plantable: int | None = None  # heartbeat answer (default: every farmer)
     fail_next: int = 0  # answer 503 to this many requests first
+    fail_plants: dict[str, int] = field(default_factory=dict)  # farmer id -> plants to fail (rpc_timeout)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def app(self) -> Starlette:
@@ -64,101 +78,142 @@ class StandInBackend:
         return None
 
     async def _farmers(self, request: Request) -> JSONResponse:
-        return JSONResponse({"pooler_id": self.pooler_id, "farmers": [], "count": 0, "total": 0})
+        return _json(w.PoolerFarmerList(pooler_id=uuid.UUID(self.pooler_id), farmers=[], count=0, total=0))
 
     async def _heartbeat(self, request: Request) -> JSONResponse:
+        w.HeartbeatRequest.model_validate(await request.json())
         self.heartbeats += 1
-        return JSONResponse({"pooler_id": self.pooler_id, "received_at": "now", "plantable_farmers": 0})
+        plantable = len(self.farmers) if self.plantable is None else self.plantable
+        return _json(
+            w.HeartbeatResponse(
+                pooler_id=uuid.UUID(self.pooler_id),
+                received_at=datetime.now(UTC),
+                plantable_farmers=plantable,
+            )
+        )
 
     async def _plant(self, request: Request) -> JSONResponse:
         if (busy := self._unavailable()) is not None:
             return busy
-        body = await request.json()
-        target = int(body["block_index"])
+        body = w.PlantRequest.model_validate(await request.json())
+        target = body.block_index
         async with self.lock:
             self.plant_requests.append(target)
             farm = await self.gateway.farm_state()
             ripe = farm.block_start is not None and farm.close_time >= farm.block_start + self.interval
             current = farm.index + 1 if ripe else farm.index
             todo = [f for f in self.farmers if (f.farmer_id, current) not in self.plantings]
+            failed: list[w.FailedPlant] = []
+            for farmer in [f for f in todo if self.fail_plants.get(f.farmer_id, 0) > 0]:
+                self.fail_plants[farmer.farmer_id] -= 1
+                todo.remove(farmer)
+                failed.append(
+                    w.FailedPlant(
+                        farmer_id=uuid.UUID(farmer.farmer_id),
+                        error=ErrorCode.RPC_TIMEOUT,
+                        message="RPC request timed out (all endpoints)",
+                        attributed_to=Attribution.CHAIN,
+                    )
+                )
             results = await asyncio.gather(
                 *(self.gateway.plant(f.keypair, f.stake) for f in todo), return_exceptions=True
             )
-            failed = []
             for farmer, result in zip(todo, results, strict=True):
                 if isinstance(result, ContractError | GatewayError):
                     failed.append(
-                        {
-                            "farmer_id": farmer.farmer_id,
-                            "error": getattr(result, "name", result.code),
-                            "message": str(result),
-                            "attributed_to": "farmer",
-                        }
+                        w.FailedPlant(
+                            farmer_id=uuid.UUID(farmer.farmer_id),
+                            error=_code(result),
+                            message=str(result),
+                            attributed_to=Attribution.FARMER,
+                        )
                     )
                     continue
                 if isinstance(result, BaseException):
                     raise result
                 state = await self.gateway.farm_state()
                 entropy = state.entropy if state.index == result.index else None
-                self.plantings[(farmer.farmer_id, result.index)] = {
-                    "farmer_id": farmer.farmer_id,
-                    "custodial_wallet": farmer.keypair.public_key,
-                    "stake_amount": farmer.stake,
-                    "plant_tx_hash": result.tx_hash,
-                    "block_index": result.index,
-                    "entropy": (entropy or bytes(32)).hex(),
-                }
+                self.plantings[(farmer.farmer_id, result.index)] = w.PlantedFarmer(
+                    farmer_id=uuid.UUID(farmer.farmer_id),
+                    custodial_wallet=farmer.keypair.public_key,
+                    stake_amount=farmer.stake,
+                    plant_tx_hash=result.tx_hash,
+                    block_index=result.index,
+                    entropy=(entropy or bytes(32)).hex(),
+                    already_planted=False,
+                )
             index = max((i for _, i in self.plantings), default=current)
             planted = [p for (f, i), p in self.plantings.items() if i == index]
-        return JSONResponse(
-            {
-                "planted_farmers": planted,
-                "failed_plants": failed,
-                "summary": {"requested": len(self.farmers), "planted": len(planted), "failed": len(failed)},
-            }
+        summary = w.PlantSummary(
+            requested_block_index=target,
+            farm_index=farm.index,
+            eligible=len(self.farmers),
+            planted=len(planted),
+            already_planted=0,
+            failed=len(failed),
+            skipped_capacity=0,
+            total_staked=sum(p.stake_amount for p in planted),
+            xlm_fees=0,
+            duration_ms=0,
         )
+        return _json(w.PlantResponse(planted_farmers=planted, failed_plants=failed, summary=summary))
 
     async def _work(self, request: Request) -> JSONResponse:
         if (busy := self._unavailable()) is not None:
             return busy
-        body = await request.json()
-        index = int(body["block_index"])
-        self.works.setdefault(index, []).extend(body["work_results"])
+        body = w.WorkCompleteRequest.model_validate(await request.json())
+        index = body.block_index
+        self.works.setdefault(index, []).extend(r.model_dump(mode="json") for r in body.work_results)
         planted = {f for (f, i) in self.plantings if i == index}
-        reported = {w["farmer_id"] for w in body["work_results"]}
-        return JSONResponse(
-            {
-                "work_recorded": len(body["work_results"]),
-                "rejected": [],
-                "compensation_amount": 1_000 * len(planted - reported),
-                "ready_for_harvest": [{"farmer_id": f, "block_index": index} for f in reported],
-            }
+        reported = {str(r.farmer_id) for r in body.work_results}
+        return _json(
+            w.WorkCompleteResponse(
+                block_index=index,
+                work_recorded=len(body.work_results),
+                rejected=[],
+                compensation_amount=1_000 * len(planted - reported),
+                compensations=[],
+                ready_for_harvest=[
+                    w.ReadyForHarvest(farmer_id=uuid.UUID(f), block_index=index) for f in sorted(reported)
+                ],
+            )
         )
 
     async def _harvest(self, request: Request) -> JSONResponse:
         if (busy := self._unavailable()) is not None:
             return busy
-        body = await request.json()
+        body = w.HarvestRequest.model_validate(await request.json())
         keys = {f.farmer_id: f.keypair.public_key for f in self.farmers}
-        results, failed, total = [], [], 0
-        for block in body["harvest_blocks"]:
-            for farmer_id in block["farmer_ids"]:
+        results: list[w.HarvestResult] = []
+        failed: list[w.FailedHarvest] = []
+        for block in body.harvest_blocks:
+            for farmer_uuid in block.farmer_ids:
+                farmer_id = str(farmer_uuid)
                 try:
-                    out = await self.gateway.harvest(self.harvester, keys[farmer_id], block["block_index"])
+                    out = await self.gateway.harvest(self.harvester, keys[farmer_id], block.block_index)
                 except (ContractError, GatewayError) as exc:
                     failed.append(
-                        {"farmer_id": farmer_id, "block_index": block["block_index"],
-                         "error": getattr(exc, "name", exc.code), "message": str(exc)}
+                        w.FailedHarvest(
+                            farmer_id=farmer_uuid,
+                            block_index=block.block_index,
+                            error=_code(exc),
+                            message=str(exc),
+                            attributed_to=Attribution.CHAIN,
+                        )
                     )
                     continue
-                total += out.reward
-                entry = {
-                    "farmer_id": farmer_id,
-                    "block_index": out.index,
-                    "reward": out.reward,
-                    "stake_returned": 0,
-                    "harvest_tx_hash": out.tx_hash,
-                }
+                entry = w.HarvestResult(
+                    farmer_id=farmer_uuid,
+                    block_index=out.index,
+                    reward=out.reward,
+                    stake_returned=0,
+                    harvest_tx_hash=out.tx_hash,
+                    pooler_share=0,
+                    platform_fee=0,
+                    farmer_reward=out.reward,
+                    already_harvested=False,
+                )
                 results.append(entry)
-                self.harvests.append(entry)
-        return JSONResponse({"harvest_results": results, "failed_harvests": failed, "total_rewards": total})
+                self.harvests.append(entry.model_dump(mode="json"))
+        total = sum(r.reward for r in results)
+        return _json(w.HarvestResponse(harvest_results=results, failed_harvests=failed, total_rewards=total))

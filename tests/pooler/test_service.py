@@ -14,7 +14,7 @@ import pytest
 
 from kalepool.devnet.testing import DevnetHandle
 from kalepool.pooler.service import PoolerService
-from kalepool.pooler.state import StateStore
+from kalepool.pooler.state import StateJournal
 from kalepool.stellar import FarmGateway
 
 from .conftest import INTERVAL
@@ -58,9 +58,27 @@ async def test_two_blocks_planted_mined_worked_reported_and_harvested(
     # one plant-request per block (the stand-in plants on the first)
     assert len(backend.plant_requests) == len(set(backend.plant_requests)) == 2
     # every work transaction of the run: never the same (farmer, block, zeros) twice
-    state = StateStore(service.store.path).load()
+    state = StateJournal.read(service.journal.path)
     assert state.blocks == {} and state.harvests == {} and state.blocks_worked == 2
     assert backend.heartbeats >= 1
+
+
+async def test_farmers_whose_plant_failed_for_the_chain_are_planted_again_in_the_same_block(
+    make_service: Any, backend: StandInBackend, gateway: FarmGateway, devnet: DevnetHandle
+) -> None:
+    """The backend answers "planted 2, failed 1 (rpc_timeout, the chain's)": the pooler mines
+    the two, asks again for the third while the block can still be worked, and the third
+    joins the mining: all three are worked and reported in that block."""
+    late = backend.farmers[1].farmer_id
+    backend.fail_plants[late] = 1
+    service = make_service(max_blocks=1, early_work_fraction=None, min_mine_seconds=3.0)
+    closer = asyncio.create_task(close_when_done(service, gateway, devnet, 1))
+    await asyncio.wait_for(service.run(), timeout=60)
+    await closer
+    (index,) = sorted(backend.works)
+    assert backend.plant_requests == [index, index]  # the first, then the replant
+    assert {w["farmer_id"] for w in backend.works[index]} == {f.farmer_id for f in backend.farmers}
+    assert {i for (f, i) in backend.plantings if f == late} == {index}
 
 
 async def test_restart_mid_block_resumes_without_double_work(
@@ -70,7 +88,8 @@ async def test_restart_mid_block_resumes_without_double_work(
 
     async def killed() -> None:  # no graceful shutdown: what a SIGKILL leaves behind
         if first.active is not None:
-            first.active.cancel.set()
+            if first.active.miner is not None:
+                first.active.miner.cancel()
             if first.active.task is not None:
                 first.active.task.cancel()
 
@@ -85,7 +104,7 @@ async def test_restart_mid_block_resumes_without_double_work(
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
-    saved = StateStore(first.store.path).load()
+    saved = StateJournal.read(first.journal.path)
     assert index in saved.blocks and not saved.blocks[index].reported
     before = saved.blocks[index].submissions
     assert before and all(s.early for s in before.values())
@@ -98,7 +117,7 @@ async def test_restart_mid_block_resumes_without_double_work(
     assert sorted(backend.works) == [index]
     works = backend.works[index]
     assert {w["farmer_id"] for w in works} == {f.farmer_id for f in backend.farmers}
-    after = second._last[index].submissions
+    after = second.recent[index].submissions
     assert set(before) <= set(after)  # the early works were followed, not re-signed
     # never the same (farmer, zeros) twice: a later work only ever improves
     per_farmer = Counter((s.farmer_id, s.zeros) for s in after.values() if s.status in ("applied", "signed"))
@@ -149,15 +168,15 @@ async def test_graceful_stop_finishes_the_block_and_the_status_renders(
         assert loop.time() < deadline, service.status().phase
         await asyncio.sleep(0.02)
     status = service.status()
-    assert service.active is not None and status.block_index == service.active.block.index
+    assert service.active is not None and status.block_index == service.active.block.block_index
     assert len(status.farmers) == 3
     out = io.StringIO()
     Console(file=out, width=120).print(_pooler_status_view(status))
     assert "hash rate" in out.getvalue() and status.farmers[0].farmer_id[:8] in out.getvalue()
-    index = service.active.block.index
+    index = service.active.block.block_index
     service.request_stop()  # what SIGINT/SIGTERM do
     await asyncio.wait_for(run, timeout=30)
     # the block was finished: best works submitted at once, then reported
     assert sorted(backend.works) == [index]
     assert {w["farmer_id"] for w in backend.works[index]} == {f.farmer_id for f in backend.farmers}
-    assert StateStore(service.store.path).load().blocks == {}
+    assert StateJournal.read(service.journal.path).blocks == {}

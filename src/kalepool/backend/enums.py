@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from kalepool.wire.enums import Attribution, FarmerStatus, FundingState
+
 __all__ = [
     "JOURNAL_KINDS",
     "AccountType",
@@ -34,24 +36,6 @@ class PoolerStatus(StrEnum):
     SUSPENDED = "suspended"
 
 
-class FarmerStatus(StrEnum):
-    #: planted every block its pooler asks for
-    ACTIVE = "active"
-    #: asked to leave: no new plantings, open pails are still harvested, then paid out
-    LEAVING = "leaving"
-    #: paid out and closed; nothing more happens
-    DEPARTED = "departed"
-
-
-class FundingState(StrEnum):
-    #: the custodial account does not exist on chain yet, or holds too little XLM
-    UNFUNDED = "unfunded"
-    #: enough XLM for fees and reserves; the KALE trustline is not there yet
-    FUNDED = "funded"
-    #: funded and the KALE trustline exists: the farmer can be planted
-    READY = "ready"
-
-
 class ApiKeyKind(StrEnum):
     POOLER = "pooler"
     FARMER = "farmer"
@@ -69,15 +53,6 @@ class WorkStatus(StrEnum):
     ACCEPTED = "accepted"
     #: it did not: the pooler owes a compensation
     REJECTED = "rejected"
-
-
-class Attribution(StrEnum):
-    """Who a failure is blamed on (and so who bears its cost)."""
-
-    FARMER = "farmer"  # e.g. not enough KALE or XLM in the custodial account
-    POOLER = "pooler"  # e.g. a late plant request, a missing or invalid work
-    BACKEND = "backend"  # our own fault (a bug, a database error)
-    CHAIN = "chain"  # the network: RPC down, farm paused, fees spiked
 
 
 class PailState(StrEnum):

@@ -1,26 +1,31 @@
 """Work channels: the pooler's accounts that submit works in parallel.
 
-A Stellar account applies one Soroban transaction per ledger, so one account submits
-at most one work per ledger (~5 s on mainnet). The pooler's own account plus
-``channels - 1`` accounts derived from its secret (deterministically: the same after a
-restart, nothing more to keep secret) submit works side by side. The pooler creates
-and tops them up from its own account, so every fee is still paid by the pooler, and
-no farmer secret is ever involved (``work`` needs no authorisation).
+A Stellar account has one transaction pending at a time, so one account submits at most
+one work per ledger (~5 s on mainnet). The pooler's own account plus accounts derived
+from its secret (deterministically: the same after a restart, nothing more to keep
+secret) submit works side by side. How many: :func:`channels_for` sizes them so that one
+work per farmer goes out in ``submit_rounds`` ledgers. The pooler creates and tops them
+up from its own account (through the gateway), so every fee is still paid by the pooler,
+and no farmer secret is ever involved (``work`` needs no authorisation).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import structlog
-from stellar_sdk import Keypair, TransactionBuilder
+from stellar_sdk import Keypair
 
 from kalepool.stellar import AccountNotFound, FarmGateway, Payment
 
-__all__ = ["ChannelPool", "derive_channels", "ensure_channels"]
+__all__ = ["ChannelPool", "channels_for", "derive_channels", "ensure_channels"]
+
+#: createAccount or payment operations in one transaction at most
+BATCH = 100
 
 log = structlog.get_logger(__name__)
 
@@ -39,8 +44,11 @@ def derive_channels(main: Keypair, count: int) -> list[Keypair]:
     return [main, *derived]
 
 
-def _amount(stroops: int) -> str:
-    return f"{stroops // 10_000_000}.{stroops % 10_000_000:07d}"
+def channels_for(farmers: int, *, rounds: int, minimum: int = 1, maximum: int = 1000) -> int:
+    """Channels for one work per farmer in ``rounds`` ledgers (within ``[minimum, maximum]``)."""
+    if rounds < 1:
+        raise ValueError(f"rounds: must be >= 1, got {rounds}")
+    return max(minimum, min(maximum, math.ceil(max(farmers, 1) / rounds)))
 
 
 async def ensure_channels(
@@ -63,35 +71,39 @@ async def ensure_channels(
         if i.exists and i.xlm_spendable < xlm // 4
     ]
     done = {c.public_key: "ok" for c in others}
-    if create:
-
-        def build(builder: TransactionBuilder) -> None:
-            for address in create:
-                builder.append_create_account_op(address, _amount(xlm))
-
-        await gateway.pipeline.classic(main, build)
-        done.update({a: "created" for a in create})
-        log.info("pooler.channels_created", count=len(create))
-    if top_up:
-        await gateway.pay_many(main, top_up)
-        done.update({p.destination: "topped_up" for p in top_up})
-        log.info("pooler.channels_topped_up", count=len(top_up))
+    for i in range(0, len(create), BATCH):  # one transaction per 100 (one source: in turn)
+        batch = create[i : i + BATCH]
+        await gateway.create_accounts(main, [Payment(a, xlm) for a in batch])
+        done.update({a: "created" for a in batch})
+    for i in range(0, len(top_up), BATCH):
+        batch_payments = top_up[i : i + BATCH]
+        await gateway.pay_many(main, batch_payments)
+        done.update({p.destination: "topped_up" for p in batch_payments})
+    if create or top_up:
+        log.info("pooler.channels_funded", created=len(create), topped_up=len(top_up))
     return done
 
 
 class ChannelPool:
-    """Lends each channel to one submission at a time."""
+    """Lends each channel to one submission at a time; more channels can join."""
 
     def __init__(self, channels: Sequence[Keypair]) -> None:
         if not channels:
             raise ValueError("channels: at least one")
-        self.channels = list(channels)
+        self.channels: list[Keypair] = []
         self._free: asyncio.Queue[Keypair] = asyncio.Queue()
-        for c in self.channels:
-            self._free.put_nowait(c)
+        self.add(channels)
 
     def __len__(self) -> int:
         return len(self.channels)
+
+    def add(self, channels: Sequence[Keypair]) -> None:
+        """Lend these too (ready accounts: created and funded)."""
+        known = {c.public_key for c in self.channels}
+        for c in channels:
+            if c.public_key not in known:
+                self.channels.append(c)
+                self._free.put_nowait(c)
 
     @asynccontextmanager
     async def lend(self) -> AsyncIterator[Keypair]:

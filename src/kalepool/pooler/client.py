@@ -8,8 +8,9 @@ repeat: the backend plants a farmer at most once per block, records one work and
 harvest per (farmer, block), and answers a repeated request with what it already did.
 Each request also carries an ``Idempotency-Key`` derived from its body.
 
-The pooler never imports the backend: the answers are parsed here into small
-dataclasses, ignoring fields this version does not know.
+The pooler never imports the backend: bodies are written and answers parsed with the
+shared wire contract (:mod:`kalepool.wire.pooler`); an answer's unknown fields are logged
+(an error when ``strict``, as in the tests).
 """
 
 from __future__ import annotations
@@ -18,30 +19,23 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from kalepool.errors import KalePoolError
+from kalepool.wire import parse
+from kalepool.wire import pooler as w
 
 __all__ = [
     "API_PREFIX",
+    "BackendCallError",
     "BackendClient",
-    "BackendError",
     "BackendRejected",
     "BackendUnavailable",
-    "FailedHarvest",
-    "FailedPlant",
-    "HarvestAnswer",
-    "HarvestedPail",
-    "PlantAnswer",
-    "PlantedFarmer",
-    "RejectedWork",
-    "WorkAnswer",
-    "WorkReport",
+    "format_earnings",
 ]
 
 log = structlog.get_logger(__name__)
@@ -50,20 +44,22 @@ API_PREFIX = "/api/v1"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 30.0
 
+A = TypeVar("A", bound=w.Answer)
 
-class BackendError(KalePoolError):
-    """The backend did not do what was asked."""
+
+class BackendCallError(KalePoolError):
+    """The backend did not do what the pooler asked."""
 
     code = "backend_error"
 
 
-class BackendUnavailable(BackendError):
+class BackendUnavailable(BackendCallError):
     """No usable answer after every retry (connection refused, timeouts, 5xx, 429)."""
 
     code = "backend_unavailable"
 
 
-class BackendRejected(BackendError):
+class BackendRejected(BackendCallError):
     """A 4xx answer: ``status``, the error body's ``error_code``, ``message`` and ``field``."""
 
     code = "backend_rejected"
@@ -82,106 +78,6 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-# ------------------------------------------------------------------- answers
-
-
-@dataclass(frozen=True, slots=True)
-class PlantedFarmer:
-    farmer_id: str
-    custodial_wallet: str
-    stake_amount: int
-    plant_tx_hash: str
-    block_index: int
-    entropy: str
-
-
-@dataclass(frozen=True, slots=True)
-class FailedPlant:
-    farmer_id: str
-    error: str
-    message: str
-    attributed_to: str
-
-
-@dataclass(frozen=True, slots=True)
-class PlantAnswer:
-    planted: list[PlantedFarmer]
-    failed: list[FailedPlant]
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    def by_block(self) -> dict[int, list[PlantedFarmer]]:
-        out: dict[int, list[PlantedFarmer]] = {}
-        for p in self.planted:
-            out.setdefault(p.block_index, []).append(p)
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class WorkReport:
-    """One farmer's applied work, as ``work-complete`` wants it."""
-
-    farmer_id: str
-    nonce: int
-    hash: str
-    zeros: int
-    gap: int
-    work_tx_hash: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "farmer_id": self.farmer_id,
-            "nonce": self.nonce,
-            "hash": self.hash,
-            "zeros": self.zeros,
-            "gap": self.gap,
-            "tx_hash": self.work_tx_hash,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class RejectedWork:
-    farmer_id: str
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class WorkAnswer:
-    work_recorded: int
-    rejected: list[RejectedWork]
-    compensation_amount: int
-    ready_for_harvest: list[tuple[str, int]]
-
-
-@dataclass(frozen=True, slots=True)
-class HarvestedPail:
-    farmer_id: str
-    block_index: int
-    reward: int
-    stake_returned: int
-    harvest_tx_hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class FailedHarvest:
-    farmer_id: str
-    block_index: int
-    error: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class HarvestAnswer:
-    harvested: list[HarvestedPail]
-    failed: list[FailedHarvest]
-    total_rewards: int
-
-
-def _pick(cls: type, data: Mapping[str, Any]) -> Any:
-    names = cls.__dataclass_fields__  # type: ignore[attr-defined]
-    return cls(**{k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in data.items() if k in names})
-
-
 # -------------------------------------------------------------------- client
 
 
@@ -189,6 +85,7 @@ class BackendClient:
     """Async client of one backend, authenticated by the pooler's API key.
 
     :param transport: an httpx transport (tests pass an ``ASGITransport`` or a mock)
+    :param strict: unknown fields in an answer raise (default: ``KALEPOOL_WIRE_STRICT``)
     """
 
     def __init__(
@@ -202,8 +99,10 @@ class BackendClient:
         backoff_initial: float = 0.5,
         backoff_max: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        strict: bool | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.strict = strict
         self.retries = retries
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -284,22 +183,25 @@ class BackendClient:
 
     # --------------------------------------------------------------- endpoints
 
+    async def call(self, method: str, path: str, answer: type[A], body: w.Request | None = None) -> A:
+        """One endpoint: the body as the wire contract writes it, the answer parsed by it."""
+        data = await self.request(method, path, body.model_dump(mode="json") if body is not None else None)
+        return parse(answer, data, strict=self.strict)
+
     async def whoami(self) -> str:
         """The pooler id this API key belongs to (asked once, then remembered)."""
         if self.pooler_id is None:
-            data = await self.request("GET", "/pooler/farmers?limit=1")
-            self.pooler_id = str(data["pooler_id"])
+            page = await self.call("GET", "/pooler/farmers?limit=1", w.PoolerFarmerList)
+            self.pooler_id = str(page.pooler_id)
         return self.pooler_id
 
-    async def farmers(self, *, limit: int = 1000) -> list[dict[str, Any]]:
-        data = await self.request("GET", f"/pooler/farmers?limit={limit}")
-        return list(data.get("farmers", []))
+    async def farmers(self, *, limit: int = 1000) -> w.PoolerFarmerList:
+        return await self.call("GET", f"/pooler/farmers?limit={limit}", w.PoolerFarmerList)
 
-    async def earnings(self) -> dict[str, Any]:
+    async def earnings(self) -> w.PoolerEarnings:
         """Our share of our farmers' rewards: ``claim`` (owed now), ``held_in_custody``,
         ``kale_by_kind`` (the journal) and ``recent_payouts`` (stroops of KALE)."""
-        data: dict[str, Any] = await self.request("GET", "/pooler/earnings")
-        return data
+        return await self.call("GET", "/pooler/earnings", w.PoolerEarnings)
 
     async def heartbeat(
         self,
@@ -309,63 +211,40 @@ class BackendClient:
         current_block: int | None = None,
         farmers_mining: int | None = None,
         version: str | None = None,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"pooler_id": await self.whoami()}
-        for key, value in (
-            ("status", status),
-            ("hash_rate", hash_rate),
-            ("current_block", current_block),
-            ("farmers_mining", farmers_mining),
-            ("version", version),
-        ):
-            if value is not None:
-                body[key] = value
-        data: dict[str, Any] = await self.request("POST", "/pooler/heartbeat", body)
-        return data
+    ) -> w.HeartbeatResponse:
+        body = w.HeartbeatRequest(
+            pooler_id=uuid.UUID(await self.whoami()),
+            status=status,
+            hash_rate=hash_rate,
+            current_block=current_block,
+            farmers_mining=farmers_mining,
+            version=version,
+        )
+        return await self.call("POST", "/pooler/heartbeat", w.HeartbeatResponse, body)
 
-    async def plant_request(self, block_index: int, *, max_farmers: int | None = None) -> PlantAnswer:
+    async def plant_request(self, block_index: int, *, max_farmers: int | None = None) -> w.PlantResponse:
         """Ask the backend to plant our farmers for ``block_index`` (safe to repeat)."""
-        body: dict[str, Any] = {"block_index": block_index, "pooler_id": await self.whoami()}
-        if max_farmers is not None:
-            body["max_farmers_capacity"] = max_farmers
-        data = await self.request("POST", "/pooler/plant-request", body)
-        return PlantAnswer(
-            planted=[_pick(PlantedFarmer, p) for p in data.get("planted_farmers", [])],
-            failed=[_pick(FailedPlant, f) for f in data.get("failed_plants", [])],
-            summary=dict(data.get("summary", {})),
-        )
+        pooler_id = uuid.UUID(await self.whoami())
+        body = w.PlantRequest(block_index=block_index, pooler_id=pooler_id, max_farmers_capacity=max_farmers)
+        return await self.call("POST", "/pooler/plant-request", w.PlantResponse, body)
 
-    async def work_complete(self, block_index: int, results: Sequence[WorkReport]) -> WorkAnswer:
-        body = {
-            "block_index": block_index,
-            "pooler_id": await self.whoami(),
-            "work_results": [r.as_json() for r in results],
-        }
-        data = await self.request("POST", "/pooler/work-complete", body)
-        return WorkAnswer(
-            work_recorded=int(data.get("work_recorded", 0)),
-            rejected=[_pick(RejectedWork, r) for r in data.get("rejected", [])],
-            compensation_amount=int(data.get("compensation_amount", 0)),
-            ready_for_harvest=[
-                (str(r["farmer_id"]), int(r["block_index"])) for r in data.get("ready_for_harvest", [])
-            ],
-        )
+    async def work_complete(
+        self, block_index: int, results: Sequence[w.WorkResult]
+    ) -> w.WorkCompleteResponse:
+        pooler_id = uuid.UUID(await self.whoami())
+        body = w.WorkCompleteRequest(block_index=block_index, pooler_id=pooler_id, work_results=list(results))
+        return await self.call("POST", "/pooler/work-complete", w.WorkCompleteResponse, body)
 
-    async def harvest_request(self, blocks: Mapping[int, Sequence[str]]) -> HarvestAnswer:
-        body = {
-            "pooler_id": await self.whoami(),
-            "harvest_blocks": [
-                {"block_index": index, "farmer_ids": list(ids)}
+    async def harvest_request(self, blocks: Mapping[int, Sequence[str]]) -> w.HarvestResponse:
+        body = w.HarvestRequest(
+            pooler_id=uuid.UUID(await self.whoami()),
+            harvest_blocks=[
+                w.HarvestBlock(block_index=index, farmer_ids=[uuid.UUID(f) for f in ids])
                 for index, ids in sorted(blocks.items())
                 if ids
             ],
-        }
-        data = await self.request("POST", "/pooler/harvest-request", body)
-        return HarvestAnswer(
-            harvested=[_pick(HarvestedPail, h) for h in data.get("harvest_results", [])],
-            failed=[_pick(FailedHarvest, f) for f in data.get("failed_harvests", [])],
-            total_rewards=int(data.get("total_rewards", 0)),
         )
+        return await self.call("POST", "/pooler/harvest-request", w.HarvestResponse, body)
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -399,23 +278,22 @@ def _rejected(response: httpx.Response) -> BackendRejected:
     )
 
 
-def format_earnings(data: Mapping[str, Any]) -> str:
+def format_earnings(earnings: w.PoolerEarnings) -> str:
     """``GET /pooler/earnings`` as a few lines for a terminal (amounts in KALE)."""
 
     def kale(stroops: int) -> str:
         return f"{stroops / 10**7:,.7f} KALE"
 
-    by_kind = data.get("kale_by_kind", {})
+    by_kind = earnings.kale_by_kind
     lines = [
-        f"pooler {data['pooler_id']}  account {data.get('account') or '(none: nothing can be sent)'}",
-        f"owed now        {kale(int(data['claim']))}",
-        f"in custody      {kale(int(data['held_in_custody']))} (its fees still in its farmers' accounts)",
-        f"shares earned   {kale(int(by_kind.get('pooler_share', 0)))}",
-        f"compensations   {kale(int(by_kind.get('compensation_owed', 0)))}",
-        f"paid            {kale(int(by_kind.get('payout', 0)) + int(by_kind.get('payout_reversed', 0)))}",
+        f"pooler {earnings.pooler_id}  account {earnings.account or '(none: nothing can be sent)'}",
+        f"owed now        {kale(earnings.claim)}",
+        f"in custody      {kale(earnings.held_in_custody)} (its fees still in its farmers' accounts)",
+        f"shares earned   {kale(by_kind.get('pooler_share', 0))}",
+        f"compensations   {kale(by_kind.get('compensation_owed', 0))}",
+        f"paid            {kale(by_kind.get('payout', 0) + by_kind.get('payout_reversed', 0))}",
     ]
-    for p in data.get("recent_payouts", []):
-        tx = p.get("tx_hash") or "-"
-        what = p.get("kind", "payout")
-        lines.append(f"  {what} {p['id']}: {kale(int(p['amount']))} {p['status']} {p['created_at']} tx {tx}")
+    for p in earnings.recent_payouts:
+        tx = p.tx_hash or "-"
+        lines.append(f"  {p.kind} {p.id}: {kale(p.amount)} {p.status} {p.created_at.isoformat()} tx {tx}")
     return "\n".join(lines)

@@ -16,16 +16,38 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import httpx
 from stellar_sdk import Keypair
 
 from kalepool.errors import ConfigError
 from kalepool.miner import default_threads, load_kernel
 from kalepool.pooler.client import BackendClient
-from kalepool.pooler.service import PoolerService, discover_network_timing
+from kalepool.pooler.service import PoolerService
 from kalepool.settings import Settings
 from kalepool.stellar import FarmGateway
 
-__all__ = ["build_service", "load_keypair", "run_until_stopped"]
+__all__ = ["build_service", "discover_network_timing", "load_keypair", "run_until_stopped"]
+
+
+async def discover_network_timing(
+    gateway: FarmGateway, *, network: str, timeout: float = 10.0
+) -> tuple[int, float]:
+    """``(block_interval, ledger_seconds)`` of the network: the profile's, or what a
+    devnet reports of itself (``devnet_info``)."""
+    interval, ledger_seconds = gateway.profile.block_interval, 5.0
+    if network != "devnet":
+        return interval, ledger_seconds
+    body = {"jsonrpc": "2.0", "id": 1, "method": "devnet_info"}
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        for url in gateway.profile.rpc_urls:
+            try:
+                response = await http.post(url, json=body)
+                info = response.json().get("result") or {}
+            except (httpx.HTTPError, ValueError):
+                continue
+            if "block_interval" in info:
+                return int(info["block_interval"]), float(info.get("ledger_seconds") or ledger_seconds)
+    return interval, ledger_seconds
 
 
 def load_keypair(secret: str | None, secret_file: Path | None) -> Keypair:

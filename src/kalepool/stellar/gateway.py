@@ -481,15 +481,7 @@ class FarmGateway:
     ) -> PaymentOutcome:
         """Up to 100 payments in one transaction: all are applied or none is (a failed
         one raises ``TxFailed`` whose ``op_codes`` say which)."""
-        payments = tuple(payments)
-        if not 1 <= len(payments) <= MAX_PAYMENTS:
-            raise InvalidInput("payments", f"between 1 and {MAX_PAYMENTS} payments, got {len(payments)}")
-        for i, p in enumerate(payments):
-            if not StrKey.is_valid_ed25519_public_key(p.destination):
-                raise InvalidInput(f"payments[{i}].destination", f"{p.destination!r} is not a G... account")
-            _positive(p.amount, f"payments[{i}].amount")
-            if p.asset not in ("XLM", "KALE"):
-                raise InvalidInput(f"payments[{i}].asset", f"expected 'XLM' or 'KALE', got {p.asset!r}")
+        payments = _checked(payments, "payments", ("XLM", "KALE"))
         if memo is not None and len(memo.encode()) > 28:
             raise InvalidInput("memo", "at most 28 bytes")
 
@@ -503,6 +495,22 @@ class FarmGateway:
         executed = await self.pipeline.classic(source_signer, build, on_signed=on_signed)
         outcome = self._outcome(executed)
         assert isinstance(outcome, PaymentOutcome)
+        return outcome
+
+    async def create_accounts(
+        self, source_signer: Keypair, accounts: Sequence[Payment], *, on_signed: OnSigned | None = None
+    ) -> TxOutcome:
+        """Create up to 100 accounts in one transaction, each with ``amount`` stroops of XLM
+        paid by ``source_signer`` (all are created or none is)."""
+        accounts = _checked(accounts, "accounts", ("XLM",))
+
+        def build(builder: TransactionBuilder) -> None:
+            for a in accounts:
+                builder.append_create_account_op(a.destination, _amount_str(a.amount))
+
+        executed = await self.pipeline.classic(source_signer, build, on_signed=on_signed)
+        outcome = self._outcome(executed)
+        assert isinstance(outcome, TxOutcome)
         return outcome
 
     async def resume(
@@ -636,6 +644,21 @@ def _i128(value: int, field: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not -(2**127) <= value < 2**127:
         raise InvalidInput(field, f"expected an i128 integer, got {value!r}")
     return value
+
+
+def _checked(items: Sequence[Payment], name: str, assets: tuple[str, ...]) -> tuple[Payment, ...]:
+    """``items`` if 1 to 100 valid payments (G... destinations, positive amounts, ``assets``)."""
+    items = tuple(items)
+    if not 1 <= len(items) <= MAX_PAYMENTS:
+        raise InvalidInput(name, f"between 1 and {MAX_PAYMENTS} {name}, got {len(items)}")
+    for i, p in enumerate(items):
+        if not StrKey.is_valid_ed25519_public_key(p.destination):
+            raise InvalidInput(f"{name}[{i}].destination", f"{p.destination!r} is not a G... account")
+        _positive(p.amount, f"{name}[{i}].amount")
+        if p.asset not in assets:
+            expected = " or ".join(map(repr, assets))
+            raise InvalidInput(f"{name}[{i}].asset", f"expected {expected}, got {p.asset!r}")
+    return items
 
 
 def _positive(value: int, field: str) -> int:

@@ -12,11 +12,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kalepool.backend.api.schemas import ErrorResponse
 from kalepool.backend.chain import ChainError, ChainUnavailable
 from kalepool.backend.custody import CustodyError
 from kalepool.backend.errors import RateLimited, ServiceError
 from kalepool.backend.logs import describe, get_logger, redact
+from kalepool.wire.pooler import ErrorResponse
 
 __all__ = [
     "CHAIN_RETRY_AFTER",

@@ -16,7 +16,12 @@ from kalepool.backend.db.models import (
 from kalepool.backend.enums import Asset, FarmerStatus, FundingState, PoolerStatus
 from kalepool.backend.services.farmers import FarmerDetail
 from kalepool.backend.services.funding import FundingStatus, FundingStep
+from kalepool.backend.services.harvesting import HarvestReport
+from kalepool.backend.services.planting import PlantReport
 from kalepool.backend.services.poolers import BlockReport, PoolerEarnings, PoolerSummary
+from kalepool.backend.services.working import WorkClaim, WorkReport
+from kalepool.wire import ErrorCode
+from kalepool.wire import pooler as w
 
 
 def pooler_public(summary: PoolerSummary) -> s.PoolerPublic:
@@ -54,8 +59,8 @@ def _farmer_fields(f: Farmer) -> dict[str, object]:
     }
 
 
-def pooler_farmer(f: Farmer) -> s.PoolerFarmer:
-    return s.PoolerFarmer(
+def pooler_farmer(f: Farmer) -> w.PoolerFarmer:
+    return w.PoolerFarmer(
         farmer_id=f.id,
         custodial_wallet=f.public_key,
         status=FarmerStatus(f.status),
@@ -183,8 +188,8 @@ def block_public(r: BlockReport) -> s.BlockPublic:
     )
 
 
-def pooler_earnings(e: PoolerEarnings) -> s.PoolerEarnings:
-    return s.PoolerEarnings(
+def pooler_earnings(e: PoolerEarnings) -> w.PoolerEarnings:
+    return w.PoolerEarnings(
         pooler_id=e.pooler.id,
         account=e.pooler.public_key,
         kale_by_kind={k.value: v for k, v in e.kale_by_kind.items()},
@@ -194,8 +199,8 @@ def pooler_earnings(e: PoolerEarnings) -> s.PoolerEarnings:
     )
 
 
-def _payout(p: Payout) -> s.PayoutPublic:
-    return s.PayoutPublic(
+def _payout(p: Payout) -> w.PayoutPublic:
+    return w.PayoutPublic(
         id=p.id,
         kind="compensation" if p.recipient_farmer_id is not None else "payout",
         amount=p.amount,
@@ -206,4 +211,108 @@ def _payout(p: Payout) -> s.PayoutPublic:
         error=p.error,
         created_at=p.created_at,
         updated_at=p.updated_at,
+    )
+
+
+# --- the pooler's block cycle (kalepool.wire.pooler) ------------------------------------------
+
+
+def plant_response(report: PlantReport) -> w.PlantResponse:
+    return w.PlantResponse(
+        planted_farmers=[
+            w.PlantedFarmer(
+                farmer_id=p.farmer_id,
+                custodial_wallet=p.custodial_wallet,
+                stake_amount=p.stake_amount,
+                plant_tx_hash=p.plant_tx_hash,
+                block_index=p.block_index,
+                entropy=p.entropy.hex(),
+                already_planted=p.already_planted,
+            )
+            for p in report.planted
+        ],
+        failed_plants=[
+            w.FailedPlant(
+                farmer_id=f.farmer_id,
+                error=ErrorCode(f.error),
+                message=f.message,
+                attributed_to=f.attributed_to,
+            )
+            for f in report.failed
+        ],
+        summary=w.PlantSummary(
+            requested_block_index=report.requested_block_index,
+            farm_index=report.farm_index,
+            eligible=report.eligible,
+            planted=report.newly_planted,
+            already_planted=report.already_planted,
+            failed=len(report.failed),
+            skipped_capacity=report.skipped_capacity,
+            total_staked=report.total_staked,
+            xlm_fees=report.xlm_fees,
+            duration_ms=report.duration_ms,
+        ),
+    )
+
+
+def work_claims(body: w.WorkCompleteRequest) -> list[WorkClaim]:
+    return [
+        WorkClaim(
+            farmer_id=r.farmer_id,
+            nonce=r.nonce,
+            hash=bytes.fromhex(r.hash),
+            zeros=r.zeros,
+            gap=r.gap,
+            tx_hash=r.tx_hash,
+        )
+        for r in body.work_results
+    ]
+
+
+def work_response(report: WorkReport) -> w.WorkCompleteResponse:
+    return w.WorkCompleteResponse(
+        block_index=report.block_index,
+        work_recorded=report.work_recorded,
+        rejected=[
+            w.RejectedWork(farmer_id=r.farmer_id, reason=ErrorCode(r.reason), message=r.message)
+            for r in report.rejected
+        ],
+        compensation_amount=report.compensation_amount,
+        compensations=[
+            w.CompensationPublic(farmer_id=c.farmer_id, reason=c.reason, amount=c.amount)
+            for c in report.compensations
+        ],
+        ready_for_harvest=[
+            w.ReadyForHarvest(farmer_id=f, block_index=report.block_index) for f in report.ready_for_harvest
+        ],
+    )
+
+
+def harvest_response(report: HarvestReport) -> w.HarvestResponse:
+    return w.HarvestResponse(
+        harvest_results=[
+            w.HarvestResult(
+                farmer_id=h.farmer_id,
+                block_index=h.block_index,
+                reward=h.reward,
+                stake_returned=h.stake_returned,
+                harvest_tx_hash=h.tx_hash,
+                pooler_share=h.pooler_share,
+                platform_fee=h.platform_fee,
+                farmer_reward=h.farmer_reward,
+                already_harvested=h.already_harvested,
+            )
+            for h in report.results
+        ],
+        failed_harvests=[
+            w.FailedHarvest(
+                farmer_id=f.farmer_id,
+                block_index=f.block_index,
+                error=ErrorCode(f.error),
+                message=f.message,
+                attributed_to=f.attributed_to,
+            )
+            for f in report.failed
+        ],
+        total_rewards=report.total_rewards,
     )

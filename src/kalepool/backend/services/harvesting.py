@@ -55,7 +55,7 @@ from kalepool.backend.services.common import (
 from kalepool.backend.services.working import assess_compensation, record_compensation
 
 __all__ = [
-    "FailedHarvest",
+    "HarvestFailed",
     "HarvestReport",
     "Harvested",
     "close_blocks",
@@ -80,7 +80,7 @@ class Harvested:
 
 
 @dataclass(frozen=True)
-class FailedHarvest:
+class HarvestFailed:
     farmer_id: uuid.UUID
     block_index: int
     error: str
@@ -91,7 +91,7 @@ class FailedHarvest:
 @dataclass
 class HarvestReport:
     results: list[Harvested] = field(default_factory=list)
-    failed: list[FailedHarvest] = field(default_factory=list)
+    failed: list[HarvestFailed] = field(default_factory=list)
 
     @property
     def total_rewards(self) -> int:
@@ -122,7 +122,7 @@ async def harvest_request(
         done = await q.successful_harvests(session, pairs)
 
     def fail(farmer_id: uuid.UUID, block: int, code: str, message: str, blame: Attribution) -> None:
-        report.failed.append(FailedHarvest(farmer_id, block, code, message, blame))
+        report.failed.append(HarvestFailed(farmer_id, block, code, message, blame))
 
     to_claim: list[Pail] = []
     to_check: list[Pail] = []

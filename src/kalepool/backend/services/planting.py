@@ -15,13 +15,17 @@ One request, step by step:
 4. Claim one pail per farmer (``INSERT ... ON CONFLICT DO NOTHING`` on the unique
    (farmer, block), then ``SELECT ... FOR UPDATE SKIP LOCKED`` of the unclaimed or lapsed
    ones), in one short transaction. Farmers another request holds are waited for.
-5. Plant the claimed farmers in parallel (``backend.plant_concurrency`` at a time):
+5. Plant the claimed farmers in parallel (all of them, up to ``backend.plant_concurrency``
+   in flight: hundreds for a large pooler, so the fan-out takes a ledger or two):
    read the account (exists, XLM above ``backend.min_fee_xlm``, KALE trustline), stake =
    ⌊own KALE × stake_bps / 10,000⌋, where own KALE is the balance less the pooler's and
    the platform's fees it still holds (never staked), sign with the custodial key. The signed envelope and its
    hash are written to the pail **before** it is sent (``on_signed``); a pail that still
    holds one when claimed again (a crash, a lapsed claim, a transaction in doubt) is
-   resumed by hash, and only signed anew once the chain says it expired unapplied.
+   resumed by hash, and only signed anew once the chain says it expired unapplied. A
+   transient failure (an RPC stall, a sequence another process used) is planted again
+   while ``backend.plant_retry_seconds`` last; what still fails is answered with its code
+   and who it is attributed to, so the pooler can ask again for those farmers.
 6. Record each outcome in its own transaction: a ``plantings`` row (the block it really
    landed in, its entropy), the journal (``stake_burned``, ``xlm_fee``) and the pail's
    state. A ``PailExists`` answer is reconciled from the chain (the farmer *is* planted:
@@ -30,6 +34,7 @@ One request, step by step:
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -57,18 +62,35 @@ from kalepool.backend.services.common import (
     holding_claims,
     wait_released,
 )
+from kalepool.wire import ErrorCode
 
-__all__ = ["FailedPlant", "PlantReport", "PlantedFarmer", "plant_request", "recover_plantings"]
+__all__ = ["PlantFailed", "PlantReport", "Planted", "plant_request", "recover_plantings"]
 
 log = get_logger(__name__)
 
 #: ``last_error`` of a pail whose planting request died before signing (recover_plantings).
-ABANDONED = "abandoned"
+ABANDONED = ErrorCode.ABANDONED
+#: Failures after which nothing was applied and nothing is in flight: planted again, with a
+#: new transaction, while the request's retry time lasts (an RPC stall, a sequence number
+#: another process used, a lock held elsewhere, a full queue, an expired envelope).
+TRANSIENT = frozenset(
+    {
+        ErrorCode.RPC_TIMEOUT,
+        ErrorCode.NETWORK_ERROR,
+        ErrorCode.CHAIN_UNAVAILABLE,
+        ErrorCode.BAD_SEQUENCE,
+        ErrorCode.ACCOUNT_BUSY,
+        ErrorCode.TX_THROTTLED,
+        ErrorCode.TX_EXPIRED,
+    }
+)
+#: Seconds before the first retry of a transient failure (doubling, at most 4 s).
+RETRY_DELAY = 0.25
 TAKEN_OVER = "this request's claim lapsed and another request is planting this farmer"
 
 
 @dataclass(frozen=True)
-class PlantedFarmer:
+class Planted:
     farmer_id: uuid.UUID
     custodial_wallet: str
     stake_amount: int
@@ -79,7 +101,7 @@ class PlantedFarmer:
 
 
 @dataclass(frozen=True)
-class FailedPlant:
+class PlantFailed:
     farmer_id: uuid.UUID
     error: str
     message: str
@@ -91,8 +113,8 @@ class PlantReport:
     requested_block_index: int
     farm_index: int
     eligible: int
-    planted: list[PlantedFarmer] = field(default_factory=list)
-    failed: list[FailedPlant] = field(default_factory=list)
+    planted: list[Planted] = field(default_factory=list)
+    failed: list[PlantFailed] = field(default_factory=list)
     skipped_capacity: int = 0
     total_staked: int = 0
     xlm_fees: int = 0
@@ -112,7 +134,7 @@ class _Result:
     """One claimed farmer's outcome."""
 
     farmer: Farmer
-    planted: PlantedFarmer | None = None
+    planted: Planted | None = None
     failure: Failure | None = None
     fee: int = 0
     block_index: int | None = None
@@ -149,8 +171,11 @@ async def plant_request(
         room = max(0, capacity - len(already))
         for farmer in candidates[room:]:
             report.failed.append(
-                FailedPlant(
-                    farmer.id, "over_capacity", f"beyond max_farmers_capacity={capacity}", Attribution.POOLER
+                PlantFailed(
+                    farmer.id,
+                    ErrorCode.OVER_CAPACITY,
+                    f"beyond max_farmers_capacity={capacity}",
+                    Attribution.POOLER,
                 )
             )
         report.skipped_capacity = max(0, len(candidates) - room)
@@ -208,7 +233,7 @@ async def plant_request(
                         _Result(
                             by_id[pail.farmer_id],
                             failure=Failure(
-                                "plant_in_progress",
+                                ErrorCode.PLANT_IN_PROGRESS,
                                 "another request is planting this farmer; ask again shortly",
                                 Attribution.BACKEND,
                             ),
@@ -223,7 +248,7 @@ async def plant_request(
         if known_farmer is None or row is None or row.entropy is None or row.tx_hash is None:
             continue
         report.planted.append(
-            PlantedFarmer(
+            Planted(
                 known_farmer.id,
                 known_farmer.public_key,
                 row.stake_amount,
@@ -239,9 +264,9 @@ async def plant_request(
     for farmer in candidates:  # a claim that could not be taken nor waited for (never silent)
         if farmer.id not in answered:
             report.failed.append(
-                FailedPlant(
+                PlantFailed(
                     farmer.id,
-                    "plant_in_progress",
+                    ErrorCode.PLANT_IN_PROGRESS,
                     "this farmer is being planted elsewhere",
                     Attribution.BACKEND,
                 )
@@ -354,17 +379,19 @@ def _pick_planted(pails: Sequence[Pail]) -> dict[uuid.UUID, Pail]:
 def _block_problem(requested: int, index: int, ripe: bool, paused: bool) -> Failure | None:
     if requested < index:
         return Failure(
-            "stale_block", f"block {requested} is over: the farm is at block {index}", Attribution.POOLER
+            ErrorCode.STALE_BLOCK,
+            f"block {requested} is over: the farm is at block {index}",
+            Attribution.POOLER,
         )
     if requested > index + 1 or (requested == index + 1 and not ripe):
         opening = index + 1 if ripe else index
         return Failure(
-            "future_block",
+            ErrorCode.FUTURE_BLOCK,
             f"block {requested} is not open: a plant now lands in block {opening}",
             Attribution.POOLER,
         )
     if paused:
-        return Failure("farm_paused", "the farm is paused: nobody can plant", Attribution.CHAIN)
+        return Failure(ErrorCode.FARM_PAUSED, "the farm is paused: nobody can plant", Attribution.CHAIN)
     return None
 
 
@@ -386,56 +413,79 @@ async def _plant_one(
     ops: ChainOps, pail: Pail, farmer: Farmer, account: AccountInfo | None = None, *, held: int = 0
 ) -> _Result:
     """Plant one claimed pail. ``held``: KALE of the custodial account that belongs to the
-    pooler and the platform (fees not yet sent): never staked."""
-    try:
-        if pail.plant_tx_hash and pail.plant_envelope_xdr:
-            try:
-                resumed = await ops.chain.resume(pail.plant_tx_hash, pail.plant_envelope_xdr)
-            except ChainTxExpired:
-                resumed = None  # never applied: sign a new one
-            if isinstance(resumed, PlantOutcome):
-                return await _record_planted(ops, pail, farmer, resumed)
-        if account is None:
-            account = await ops.chain.account(farmer.public_key)
-        if not account.exists:
-            raise ChainError(
-                f"the custodial account {farmer.public_key} does not exist on chain",
-                code="account_not_found",
-                attributed_to=Attribution.FARMER,
-            )
-        if account.kale_balance is None:
-            raise ChainError(
-                "the custodial account has no KALE trustline",
-                code="no_trustline",
-                attributed_to=Attribution.FARMER,
-            )
-        if account.spendable_xlm < ops.settings.min_fee_xlm:
-            raise ChainError(
-                f"the custodial account has {account.spendable_xlm} stroops of spendable XLM; "
-                f"{ops.settings.min_fee_xlm} are needed for fees",
-                code="insufficient_xlm",
-                attributed_to=Attribution.FARMER,
-            )
-        stake = stake_for(max(0, account.kale_balance - held), farmer.stake_bps)
+    pooler and the platform (fees not yet sent): never staked.
 
-        async def intent(tx_hash: str, envelope_xdr: str) -> None:
-            async with ops.db.transaction() as session:
-                await q.record_intent(session, pail, plant_tx_hash=tx_hash, plant_envelope_xdr=envelope_xdr)
+    A transient failure (:data:`TRANSIENT`: nothing was applied, nothing is in flight) is
+    tried again, with a fresh transaction, while ``backend.plant_retry_seconds`` last."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ops.settings.plant_retry_seconds
+    delay = RETRY_DELAY
+    resume = True
+    while True:
+        try:
+            outcome = await _send_plant(ops, pail, farmer, account, held=held, resume=resume)
+            return await _record_planted(ops, pail, farmer, outcome)
+        except ChainError as exc:
+            if exc.code == ErrorCode.PAIL_EXISTS:
+                return await _reconcile_existing(ops, pail, farmer, exc)
+            if exc.code in TRANSIENT and loop.time() + delay < deadline:
+                log.info("plant retried", farmer_id=str(farmer.id), error=exc.code, delay=delay)
+                ops.metrics.chain_errors.labels(code=exc.code).inc()
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 4.0)
+                account, resume = None, False  # read again; the failed envelope is dead
+                continue
+            in_doubt = isinstance(exc, ChainTxInDoubt)
+            return await _record_failure(ops, pail, farmer, failure_of(exc), in_doubt=in_doubt)
+        except q.ClaimLost:  # nothing was sent; the pail is the new holder's to record
+            log.warning("plant dropped: the claim was taken over", farmer_id=str(farmer.id), pail_id=pail.id)
+            taken = Failure(ErrorCode.PLANT_IN_PROGRESS, TAKEN_OVER, Attribution.BACKEND)
+            return _Result(farmer, failure=taken)
+        except Exception as exc:
+            return await _record_failure(ops, pail, farmer, failure_of(exc), in_doubt=False)
 
-        with ops.signer.keypair(farmer) as keypair:
-            outcome = await ops.chain.plant(keypair, stake, on_signed=intent)
-        return await _record_planted(ops, pail, farmer, outcome)
-    except ChainError as exc:
-        if exc.code == "pail_exists":
-            return await _reconcile_existing(ops, pail, farmer, exc)
-        return await _record_failure(
-            ops, pail, farmer, failure_of(exc), in_doubt=isinstance(exc, ChainTxInDoubt)
+
+async def _send_plant(
+    ops: ChainOps, pail: Pail, farmer: Farmer, account: AccountInfo | None, *, held: int, resume: bool
+) -> PlantOutcome:
+    """The pail's plant on chain: its recorded envelope followed by hash (``resume``), or a
+    new transaction signed after checking the account (its intent recorded first)."""
+    if resume and pail.plant_tx_hash and pail.plant_envelope_xdr:
+        try:
+            resumed = await ops.chain.resume(pail.plant_tx_hash, pail.plant_envelope_xdr)
+        except ChainTxExpired:
+            resumed = None  # never applied: sign a new one
+        if isinstance(resumed, PlantOutcome):
+            return resumed
+    if account is None:
+        account = await ops.chain.account(farmer.public_key)
+    if not account.exists:
+        raise ChainError(
+            f"the custodial account {farmer.public_key} does not exist on chain",
+            code=ErrorCode.ACCOUNT_NOT_FOUND,
+            attributed_to=Attribution.FARMER,
         )
-    except q.ClaimLost:  # nothing was sent; the pail is the new holder's to record
-        log.warning("plant dropped: the claim was taken over", farmer_id=str(farmer.id), pail_id=pail.id)
-        return _Result(farmer, failure=Failure("plant_in_progress", TAKEN_OVER, Attribution.BACKEND))
-    except Exception as exc:
-        return await _record_failure(ops, pail, farmer, failure_of(exc), in_doubt=False)
+    if account.kale_balance is None:
+        raise ChainError(
+            "the custodial account has no KALE trustline",
+            code=ErrorCode.NO_TRUSTLINE,
+            attributed_to=Attribution.FARMER,
+        )
+    if account.spendable_xlm < ops.settings.min_fee_xlm:
+        raise ChainError(
+            f"the custodial account has {account.spendable_xlm} stroops of spendable XLM; "
+            f"{ops.settings.min_fee_xlm} are needed for fees",
+            code=ErrorCode.INSUFFICIENT_XLM,
+            attributed_to=Attribution.FARMER,
+        )
+    stake = stake_for(max(0, account.kale_balance - held), farmer.stake_bps)
+
+    async def intent(tx_hash: str, envelope_xdr: str) -> None:
+        async with ops.db.transaction() as session:
+            await q.record_intent(session, pail, plant_tx_hash=tx_hash, plant_envelope_xdr=envelope_xdr)
+
+    with ops.signer.keypair(farmer) as keypair:
+        return await ops.chain.plant(keypair, stake, on_signed=intent)
 
 
 async def _record_planted(
@@ -510,7 +560,7 @@ async def _record_planted(
             outcome = PlantOutcome(
                 row.tx_hash or "", landed, row.entropy or outcome.entropy, row.stake_amount
             )
-    planted = PlantedFarmer(
+    planted = Planted(
         farmer.id,
         farmer.public_key,
         outcome.stake,
@@ -624,8 +674,8 @@ async def _account(
                 report.total_staked += result.planted.stake_amount
         elif result.failure is not None:
             f = result.failure
-            report.failed.append(FailedPlant(result.farmer.id, f.code, f.message, f.attributed_to))
-            if f.code != "plant_in_progress":  # another request's farmer, not a failure here
+            report.failed.append(PlantFailed(result.farmer.id, f.code, f.message, f.attributed_to))
+            if f.code != ErrorCode.PLANT_IN_PROGRESS:  # another request's farmer, not a failure here
                 bucket["farmers_failed"] += 1
     if not totals or not record:
         return
@@ -685,7 +735,7 @@ async def recover_plantings(ops: ChainOps, *, limit: int = 500) -> int:
         try:
             outcome = await ops.chain.resume(pail.plant_tx_hash, pail.plant_envelope_xdr)
         except ChainError as exc:
-            if exc.code == "pail_exists":
+            if exc.code == ErrorCode.PAIL_EXISTS:
                 await _reconcile_existing(ops, pail, farmer, exc)
             else:
                 await _record_failure(

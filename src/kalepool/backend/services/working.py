@@ -46,7 +46,7 @@ from kalepool.kale.pow import leading_zeros, work_hash
 
 __all__ = [
     "Compensation",
-    "RejectedWork",
+    "Rejection",
     "WorkClaim",
     "WorkReport",
     "assess_compensation",
@@ -67,7 +67,7 @@ class WorkClaim:
 
 
 @dataclass(frozen=True)
-class RejectedWork:
+class Rejection:
     farmer_id: uuid.UUID
     reason: str
     message: str
@@ -84,7 +84,7 @@ class Compensation:
 class WorkReport:
     block_index: int
     work_recorded: int = 0
-    rejected: list[RejectedWork] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
     compensations: list[Compensation] = field(default_factory=list)
     ready_for_harvest: list[uuid.UUID] = field(default_factory=list)
 
@@ -113,7 +113,7 @@ async def work_complete(
     rejected_farmers: set[uuid.UUID] = set()
 
     def reject(claim: WorkClaim, reason: str, message: str, *, record: bool = True) -> None:
-        report.rejected.append(RejectedWork(claim.farmer_id, reason, message))
+        report.rejected.append(Rejection(claim.farmer_id, reason, message))
         if record:
             rejected_farmers.add(claim.farmer_id)
             rejected_rows.append(_work_row(claim, pooler_id, block_index, WorkStatus.REJECTED, reason))
