@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from stellar_sdk import Keypair, TransactionBuilder, scval
 from stellar_sdk import xdr as sx
@@ -165,3 +166,25 @@ def return_int(result: InvokeResult) -> int:
     native = scval.to_native(value)
     assert isinstance(native, int)
     return native
+
+
+def engine_plant(devnet: Any, amount: int = 0, xlm: int = 100 * 10_000_000) -> tuple[Keypair, Any]:
+    """A funded farmer and its unsigned ``plant`` transaction, built against an engine
+    (:class:`kalepool.devnet.engine.Devnet`) directly, without HTTP."""
+    from stellar_sdk import Account
+
+    from kalepool.kale.networks import DEVNET
+
+    farmer = Keypair.random()
+    devnet.fund(farmer.public_key, xlm)
+    account = devnet.account(farmer.public_key)
+    assert account is not None
+    tx = (
+        TransactionBuilder(Account(farmer.public_key, account.seq_num), DEVNET.passphrase, 100)
+        .append_invoke_contract_function_op(
+            DEVNET.farm_contract_id, "plant", [scval.to_address(farmer.public_key), scval.to_int128(amount)]
+        )
+        .set_timeout(60)
+        .build()
+    )
+    return farmer, tx

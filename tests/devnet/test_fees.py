@@ -14,10 +14,9 @@ from stellar_sdk import xdr as sx
 
 from kalepool.devnet.engine import Devnet, DevnetConfig
 from kalepool.devnet.fees import FeeSchedule, RentChange, TxResources, rent_fee, resource_fee
-from kalepool.devnet.testing import XLM, DevnetHandle, InvokeResult
+from kalepool.devnet.testing import DevnetHandle, InvokeResult
 from kalepool.devnet.transactions import parse_envelope
-from kalepool.kale.networks import DEVNET
-from tests.devnet.helpers import KALE, harvest, plant, work
+from tests.devnet.helpers import KALE, engine_plant, harvest, plant, work
 
 TRC = sx.TransactionResultCode
 CONFIG = FeeSchedule(
@@ -309,20 +308,7 @@ def test_the_fee_schedule_is_the_devnets_table() -> None:
     dear = Devnet(DevnetConfig(clock="virtual", seed=1, fees=FeeSchedule(fee_per_write_entry=20_000)))
     fees = []
     for d in (cheap, dear):
-        farmer = Keypair.random()
-        d.fund(farmer.public_key, 100 * XLM)
-        account = d.account(farmer.public_key)
-        assert account is not None
-        from stellar_sdk import Account
-
-        tx = (
-            TransactionBuilder(Account(farmer.public_key, account.seq_num), DEVNET.passphrase, 100)
-            .append_invoke_contract_function_op(
-                DEVNET.farm_contract_id, "plant", [scval.to_address(farmer.public_key), scval.to_int128(0)]
-            )
-            .set_timeout(60)
-            .build()
-        )
+        _, tx = engine_plant(d)
         sim = d.simulate(tx.to_xdr())
         assert sim.min_resource_fee is not None
         fees.append(sim.min_resource_fee)

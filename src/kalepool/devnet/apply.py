@@ -41,7 +41,7 @@ from kalepool.devnet.codec import (
 )
 from kalepool.devnet.events import classic_events, fee_event, transaction_event
 from kalepool.devnet.fees import RentChange, TxResources, rent_fee, resource_fee
-from kalepool.devnet.host import Footprint, Host, HostError, HostEvent, contract_event
+from kalepool.devnet.host import DiagnosticRecord, Footprint, Host, HostError, HostEvent, contract_event
 from kalepool.devnet.ledger import AFTER_ALL_TXS, EventRecord, Lazy, Overlay, TxRecord, soroban_size
 from kalepool.devnet.meta import meta_bytes
 from kalepool.devnet.transactions import OT, TRC, OpOutcome, ParsedTx, transaction_result
@@ -73,7 +73,7 @@ class Applied:
     op_changes: list[Changes] = field(default_factory=list)
     op_events: list[list[HostEvent]] = field(default_factory=list)
     return_value: sx.SCVal | None = None
-    diagnostics: list[sx.DiagnosticEvent] = field(default_factory=list)
+    diagnostics: list[DiagnosticRecord] = field(default_factory=list)
     non_refundable: int = 0
     consumed: int = 0  # refundable fee used: events and rent
     rent: int = 0
@@ -189,7 +189,7 @@ def _invoke(
         close_time,
         Footprint(False, *tx.footprint()),
         AuthManager(False, ihf.auth, tx.op_source(op)),
-        diagnostics=False,  # only the error events of a failure are kept
+        diagnostics=devnet.config.diagnostic_events,
     )
     try:
         value = run_call(host, ic)
@@ -208,7 +208,8 @@ def _invoke(
             else "refundable resource fee was not sufficient to cover the events fee after paying for "
             "ledger storage rent"
         )
-        applied.diagnostics.append(_budget_error(message, consumed, max_refundable))
+        if host.diagnostics:
+            applied.diagnostics.append(_budget_error(message, consumed, max_refundable))
         return OpOutcome(
             OT.INVOKE_HOST_FUNCTION, "inner", IHF.INVOKE_HOST_FUNCTION_INSUFFICIENT_REFUNDABLE_FEE.value
         )
@@ -234,8 +235,7 @@ def run_call(host: Host, ic: sx.InvokeContractArgs) -> sx.SCVal:
         contract, fn, args = call_target(ic)
         return host.call(contract, fn, args)
     except HostError as err:
-        if host.failed_contract is None:
-            host.error_event(err)
+        host.error_event(err)  # unless the contract that raised it already did
         raise
 
 
@@ -295,16 +295,13 @@ def events_fee(devnet: Devnet, size: int) -> int:
     return resource_fee(TxResources(contract_events_size_bytes=size), devnet.config.fees)[1]
 
 
-def _budget_error(message: str, used: int, limit: int) -> sx.DiagnosticEvent:
+def _budget_error(message: str, used: int, limit: int) -> DiagnosticRecord:
     error = sx.SCVal(
         sx.SCValType.SCV_ERROR,
         error=sx.SCError(sx.SCErrorType.SCE_BUDGET, code=sx.SCErrorCode.SCEC_EXCEEDED_LIMIT),
     )
     data = scval.to_vec([scval.to_string(message), scval.to_uint64(used), scval.to_uint64(limit)])
-    return sx.DiagnosticEvent(
-        in_successful_contract_call=False,
-        event=contract_event(None, [scval.to_symbol("error"), error], data, sx.ContractEventType.DIAGNOSTIC),
-    )
+    return DiagnosticRecord(None, [scval.to_symbol("error"), error], data, ok=False)
 
 
 # ------------------------------------------------------------------- records

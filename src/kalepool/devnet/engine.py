@@ -119,6 +119,9 @@ class DevnetConfig:
     wall_clock: Callable[[], float] = field(default=time.time, repr=False)
     seed: int | None = None  # seeds the recording-auth nonces (tests)
     fees: FeeSchedule = field(default_factory=FeeSchedule)  # the network's fee settings
+    #: diagnostic events in applied transactions' meta (stellar-core's
+    #: ENABLE_SOROBAN_DIAGNOSTIC_EVENTS, on at stellar-rpc's public nodes); simulation has them always
+    diagnostic_events: bool = True
 
     def __post_init__(self) -> None:
         if self.ledger_seconds <= 0:

@@ -267,9 +267,7 @@ class FarmContract:
         else:
             # 10. first work: the stake is reclaimed from the forfeit pool
             staked_total = checked_i128(staked_total - pail.stake, "staked_total")
-        block = dataclasses.replace(
-            block, normalized_total=normalized_total, staked_total=staked_total
-        )
+        block = dataclasses.replace(block, normalized_total=normalized_total, staked_total=staked_total)
         # 11
         acc = dataclasses.replace(
             acc,

@@ -10,7 +10,8 @@ entries, footprint recorded) and :class:`HostToken` (the KALE SAC's ``burn`` and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from stellar_sdk import scval
@@ -52,6 +53,17 @@ def _encode_pail(native: Any) -> sx.SCVal:
 # --------------------------------------------------------------------- the KALE farm
 
 
+@contextmanager
+def host_function(name: str) -> Iterator[None]:
+    """Name the host function a failure inside this block came from (the host logs it
+    when it escalates the error to a trap of the farm's VM)."""
+    try:
+        yield
+    except HostError as err:
+        err.host_fn = err.host_fn or name
+        raise
+
+
 class HostFarmStorage:
     """:class:`~kalepool.devnet.farm.FarmStorage` over the host (footprint recorded)."""
 
@@ -65,7 +77,8 @@ class HostFarmStorage:
 
     def _native(self, key: tuple[KeyBytes, sx.LedgerKey], decode: Callable[[sx.SCVal], Any]) -> Any:
         """The decoded value of a live entry (cached on it), or None."""
-        entry = self.host.get(*key)
+        with host_function("get_contract_data"):
+            entry = self.host.get(*key)
         if entry is None:
             return None
         data = entry.data
@@ -82,42 +95,61 @@ class HostFarmStorage:
     def put_instance(self, inst: FarmInstance) -> None:
         executable = self._instance().executable
         key, lk = instance_key(self.contract)
-        self.host.put(key, lk, instance_data(self.contract, InstanceValue(executable, inst)))
+        shape = (
+            "farm instance",
+            executable.type,
+            inst.homesteader and inst.homesteader[0],
+            inst.asset and inst.asset[0],
+            inst.farm_index != 0,
+            inst.farm_block is not None,
+            inst.paused,
+        )  # what its size depends on: every other field is of fixed width
+        with host_function("put_contract_data"):
+            self.host.put(key, lk, instance_data(self.contract, InstanceValue(executable, inst), shape))
 
     def get_block(self, index: int) -> Block | None:
         block: Block | None = self._native(self.keys.block(self.contract, index), Block.from_scval)
         return block
 
     def put_block(self, index: int, block: Block) -> None:
-        key, lk = self.keys.block(self.contract, index)
-        assert lk.contract_data is not None
-        self.host.put(
-            key,
-            lk,
-            ContractData(self.contract, lk.contract_data.key, TEMPORARY, native=block, encoder=_encode_block),
-        )
+        self._put_temporary(self.keys.block(self.contract, index), block, _encode_block, ("block",))
 
     def delete_block(self, index: int) -> None:
-        self.host.delete(*self.keys.block(self.contract, index))
+        with host_function("del_contract_data"):
+            self.host.delete(*self.keys.block(self.contract, index))
 
     def get_pail(self, farmer: str, index: int) -> Pail | None:
         pail: Pail | None = self._native(self.keys.pail(self.contract, farmer, index), Pail.from_scval)
         return pail
 
     def put_pail(self, farmer: str, index: int, pail: Pail) -> None:
-        key, lk = self.keys.pail(self.contract, farmer, index)
+        shape = ("pail", farmer[0], pail.gap is None, pail.zeros is None)
+        self._put_temporary(self.keys.pail(self.contract, farmer, index), pail, _encode_pail, shape)
+
+    def _put_temporary(
+        self,
+        key: tuple[KeyBytes, sx.LedgerKey],
+        native: Any,
+        encoder: Callable[[Any], sx.SCVal],
+        shape: tuple[Any, ...],
+    ) -> None:
+        """Write a temporary entry (``shape``: what its size depends on; a Block's fields
+        are all of fixed width, a Pail's options are not)."""
+        raw, lk = key
         assert lk.contract_data is not None
-        self.host.put(
-            key,
-            lk,
-            ContractData(self.contract, lk.contract_data.key, TEMPORARY, native=pail, encoder=_encode_pail),
+        data = ContractData(
+            self.contract, lk.contract_data.key, TEMPORARY, native=native, encoder=encoder, shape=shape
         )
+        with host_function("put_contract_data"):
+            self.host.put(raw, lk, data)
 
     def delete_pail(self, farmer: str, index: int) -> None:
-        self.host.delete(*self.keys.pail(self.contract, farmer, index))
+        with host_function("del_contract_data"):
+            self.host.delete(*self.keys.pail(self.contract, farmer, index))
 
     def extend_instance_ttl(self) -> None:
-        self.host.extend_ttl(*instance_key(self.contract), INSTANCE_TTL_THRESHOLD, MAX_ENTRY_TTL - 1)
+        with host_function("extend_current_contract_instance_and_code_ttl"):
+            self.host.extend_ttl(*instance_key(self.contract), INSTANCE_TTL_THRESHOLD, MAX_ENTRY_TTL - 1)
 
 
 class FarmKeyCache:
@@ -156,7 +188,7 @@ class HostToken:
 
     def _call(self, fn: str, address: str, amount: int) -> None:
         try:
-            self.host.call(self.sac, fn, [address_scval(address), scval.to_int128(amount)])
+            self.host.call_from(self.sac, fn, [address_scval(address), scval.to_int128(amount)])
         except HostError as err:
             if err.kind == "Contract" and err.contract == self.sac:
                 assert isinstance(err.code, int)
@@ -181,6 +213,9 @@ class FarmContractImpl:
         "unpause": (),
         "remove_block": ("u32",),
     }
+
+    #: A Wasm contract on the real network: the host logs its traps (see ``Host.call``).
+    wasm = True
 
     def __init__(
         self, contract: str, sac: str, block_interval: int, keys: FarmKeyCache | None = None
@@ -226,17 +261,27 @@ class FarmContractImpl:
             else:
                 farm.remove_block(values[0])
             return scval.to_void()
-        except FarmError as err:
+        except FarmError as err:  # the contract's panic_with_error!
+            code = int(err.code)
             raise HostError(
-                "Contract", int(err.code), err.code.contract_name, contract=self.contract
+                "Contract",
+                code,
+                "failing with contract error",
+                contract=self.contract,
+                args=[scval.to_uint32(code)],
+                host_fn="fail_with_error",
             ) from err
-        except TokenError as err:
+        except TokenError as err:  # the token call failed: the host's error, as it was
+            if isinstance(err.__cause__, HostError):
+                raise err.__cause__ from None
+            raise HostError("Contract", int(err.code), err.detail or err.name, contract=self.sac) from err
+        except ArithmeticError as err:  # overflow checks: a Rust panic, the VM's unreachable trap
             raise HostError(
-                "Contract", int(err.code), err.detail or err.name, contract=err.contract_id or self.sac
-            ) from err
-        except ArithmeticError as err:
-            raise HostError(
-                "WasmVm", "InvalidAction", f"contract trapped: {err}", contract=self.contract
+                "WasmVm",
+                "InvalidAction",
+                "VM call trapped: UnreachableCodeReached",
+                contract=self.contract,
+                args=[scval.to_symbol(fn)],
             ) from err
         except ValueError as err:  # argument validation inside the rules
             raise HostError("Value", "UnexpectedType", str(err), contract=self.contract) from err

@@ -20,7 +20,7 @@ Stellar Asset Contract (:mod:`kalepool.devnet.sac`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
@@ -88,7 +88,11 @@ class HostError(Exception):
 
     ``kind`` is the error type (``Contract``, ``Storage``, ``Auth``, ...), ``code`` the
     contract's number for ``Contract`` errors, else an ``ScErrorCode`` name
-    (``ExceededLimit``, ...). ``contract`` is the contract that raised it, if any.
+    (``ExceededLimit``, ...). ``contract`` is the contract that raised it, if any;
+    ``host_fn`` the host function a Wasm contract called when it was raised
+    (``fail_with_error`` for the contract's own errors, ``call``, ``require_auth``...),
+    which the host names when it escalates the error to a VM trap. ``recorded`` is set
+    once its ``error`` diagnostic event is.
     """
 
     def __init__(
@@ -98,12 +102,15 @@ class HostError(Exception):
         message: str,
         contract: str | None = None,
         args: Sequence[sx.SCVal] = (),
+        host_fn: str | None = None,
     ) -> None:
         self.kind = kind
         self.code = code
         self.message = message
         self.contract = contract
         self.values = list(args)
+        self.host_fn = host_fn
+        self.recorded = False
         super().__init__(f"{self.text}: {message}")
 
     @property
@@ -223,10 +230,11 @@ class Host:
         self.temp_ttl = temp_ttl
         self.frames: list[Frame] = []
         self.events: list[HostEvent] = []
-        self.diagnostic_events: list[sx.DiagnosticEvent] = []
+        self.diagnostic_events: list[DiagnosticRecord] = []
+        #: how many events the host's error carried when it was last raised (its debug log)
+        self.error_log_size = 0
         self.diagnostics = diagnostics
         self.instructions = COST_BASE
-        self.failed_contract: str | None = None
 
     @property
     def max_live_until(self) -> int:
@@ -283,15 +291,23 @@ class Host:
     # ------------------------------------------------------------------ calls
 
     def call(self, contract: str, fn: str, args: list[sx.SCVal]) -> sx.SCVal:
-        """Invoke ``contract.fn(args)``: load its instance (and code), run it in a new frame."""
+        """Invoke ``contract.fn(args)``: load its instance (and code), run it in a new frame.
+
+        Diagnostic events as the host records them: ``fn_call`` (by the caller, none at
+        the top), ``fn_return`` (by the callee); when the call fails, the error's event
+        where it was raised, then in a Wasm contract the escalation of a failed host
+        function to a VM trap and the trap itself, and in a calling contract ``contract
+        call failed``. A failed top-level call marks every event as not in a successful
+        call."""
+        caller = self.current_contract
         self.instructions += COST_INVOKE
+        self._diag(
+            caller, [_symbol("fn_call"), _contract_bytes(contract), _symbol(fn)], _diagnostic_data(args)
+        )
         self.frames.append(Frame(contract, fn, args))
         self.auth.push()
-        self._diag(
-            contract,
-            [_symbol("fn_call"), _contract_bytes(contract), _symbol(fn)],
-            scval.to_vec(args) if args else sx.SCVal(sx.SCValType.SCV_VOID),
-        )
+        impl = self.contracts.get(contract)
+        failed = False
         try:
             instance = self.get(*instance_key(contract))
             if instance is None:
@@ -306,7 +322,6 @@ class Host:
             wasm = executable.wasm_hash if executable is not None else None
             if wasm is not None and self.get(*code_key(wasm.hash)) is None:
                 raise HostError("Storage", "MissingValue", "contract code is missing", contract=contract)
-            impl = self.contracts.get(contract)
             if impl is None:
                 raise HostError(
                     "Context",
@@ -316,20 +331,58 @@ class Host:
                 )
             result = impl.call(self, fn, args)
         except HostError as err:
+            failed = True
             if err.contract is None:
                 err.contract = contract
-            if self.failed_contract is None:
-                self.failed_contract = err.contract
-                self.error_event(err)
+            self.error_event(err)
+            if getattr(impl, "wasm", False) and err.host_fn is not None:
+                self._diag(
+                    contract,
+                    [_symbol("error"), error_scval(err)],
+                    scval.to_string(
+                        f"escalating error to VM trap from failed host function call: {err.host_fn}"
+                    ),
+                )
+                self.error_log_size = len(self.diagnostic_events)
+                self._diag(
+                    contract,
+                    [_symbol("log")],
+                    scval.to_vec(
+                        [scval.to_string("VM call trapped with HostError"), _symbol(fn), error_scval(err)]
+                    ),
+                )
             raise
         finally:
             self.auth.pop()
             self.frames.pop()
+            if failed and caller is None:
+                for record in self.diagnostic_events:
+                    record.ok = False
         self._diag(contract, [_symbol("fn_return"), _symbol(fn)], result)
         return result
 
+    def call_from(self, contract: str, fn: str, args: list[sx.SCVal]) -> sx.SCVal:
+        """A contract's ``call`` host function: a failure is logged by the calling
+        contract (``contract call failed``) and escalates as a failed ``call``."""
+        caller = self.current_contract
+        try:
+            return self.call(contract, fn, args)
+        except HostError as err:
+            self._diag(
+                caller,
+                [_symbol("error"), error_scval(err)],
+                scval.to_vec([scval.to_string("contract call failed"), _symbol(fn), scval.to_vec(args)]),
+            )
+            self.error_log_size = len(self.diagnostic_events)
+            err.host_fn = "call"
+            raise
+
     def require_auth(self, address: str) -> None:
-        self.auth.require_auth(self, address)
+        try:
+            self.auth.require_auth(self, address)
+        except HostError as err:
+            err.host_fn = err.host_fn or "require_auth"
+            raise
 
     def emit(self, topics: list[sx.SCVal], data: sx.SCVal) -> None:
         contract = self.current_contract
@@ -338,25 +391,58 @@ class Host:
         self.events.append(HostEvent(contract, topics, data))
         if self.diagnostics:
             self.diagnostic_events.append(
-                sx.DiagnosticEvent(
-                    in_successful_contract_call=True,
-                    event=contract_event(contract, topics, data),
-                )
+                DiagnosticRecord(contract, topics, data, kind=sx.ContractEventType.CONTRACT)
             )
 
     # ----------------------------------------------------------- diagnostics
 
-    def _diag(self, contract: str | None, topics: list[sx.SCVal], data: sx.SCVal, ok: bool = True) -> None:
-        if not self.diagnostics:
-            return
-        self.diagnostic_events.append(diagnostic_event(contract, topics, data, ok))
+    def _diag(self, contract: str | None, topics: list[sx.SCVal], data: sx.SCVal) -> None:
+        if self.diagnostics:
+            self.diagnostic_events.append(DiagnosticRecord(contract, topics, data))
 
     def error_event(self, err: HostError) -> None:
+        """Record ``[error, Error(..)]`` with ``message`` or ``[message, args...]``, once
+        per error (the contract that raised it names it)."""
+        if err.recorded:
+            return
+        err.recorded = True
         message = scval.to_string(err.message)
         data = scval.to_vec([message, *err.values]) if err.values else message
-        self.diagnostic_events.append(
-            diagnostic_event(err.contract, [scval.to_symbol("error"), error_scval(err)], data, False)
+        self._diag(err.contract, [_symbol("error"), error_scval(err)], data)
+        self.error_log_size = len(self.diagnostic_events)
+
+
+@dataclass(slots=True)
+class DiagnosticRecord:
+    """A diagnostic event as recorded (its XDR is built when somebody asks for it)."""
+
+    contract: str | None
+    topics: list[sx.SCVal]
+    data: sx.SCVal
+    ok: bool = True  # in a successful contract call
+    kind: sx.ContractEventType = sx.ContractEventType.DIAGNOSTIC
+
+    def to_event(self) -> sx.DiagnosticEvent:
+        return sx.DiagnosticEvent(
+            in_successful_contract_call=self.ok,
+            event=contract_event(self.contract, self.topics, self.data, self.kind),
         )
+
+    def to_xdr_bytes(self) -> bytes:
+        return self.to_event().to_xdr_bytes()
+
+    def to_xdr(self) -> str:
+        return self.to_event().to_xdr()
+
+
+def _diagnostic_data(args: list[sx.SCVal]) -> sx.SCVal:
+    """The host's data of a diagnostic event with these values: none is ``Void``, one is
+    itself, more are a ``Vec``."""
+    if not args:
+        return sx.SCVal(sx.SCValType.SCV_VOID)
+    if len(args) == 1:
+        return args[0]
+    return scval.to_vec(args)
 
 
 def diagnostic_event(
@@ -446,13 +532,14 @@ def encode_instance(native: Any) -> sx.SCVal:
     return native.to_scval()
 
 
-def instance_data(contract: str, value: InstanceValue) -> ContractData:
+def instance_data(contract: str, value: InstanceValue, shape: Hashable | None = None) -> ContractData:
     return ContractData(
         contract,
         instance_key(contract)[1].contract_data.key,  # type: ignore[union-attr]
         PERSISTENT,
         native=value,
         encoder=encode_instance,
+        shape=shape,
     )
 
 

@@ -27,7 +27,7 @@ from kalepool.devnet.codec import (
     entry_data_xdr,
     ledger_entry_bytes,
 )
-from kalepool.devnet.host import HostError, contract_event, diagnostic_event
+from kalepool.devnet.host import DiagnosticRecord, HostError, contract_event, diagnostic_event
 from kalepool.devnet.ledger import Overlay
 from kalepool.devnet.transactions import TxError
 
@@ -35,16 +35,20 @@ if TYPE_CHECKING:
     from kalepool.devnet.apply import Applied
 
 
-def error_text(err: HostError, events: Sequence[sx.DiagnosticEvent]) -> str:
-    """The simulation error string, as stellar-rpc renders a host error."""
+def error_text(err: HostError, events: Sequence[DiagnosticRecord]) -> str:
+    """The simulation error string, as stellar-rpc renders a host error (its ``Debug``):
+    the error, then the event log as it stood when the error was last raised, newest
+    first (the contract of ``fn_call`` shown as its C... address)."""
     lines = [f"HostError: {err.text}", "", "Event log (newest first):"]
     for i, ev in enumerate(reversed(events)):
-        body = ev.event.body.v0
-        assert body is not None
-        contract = ev.event.contract_id
-        who = f"contract:{contract_str(contract)}" if contract is not None else "[no contract]"
-        topics = ", ".join(render_scval(t) for t in body.topics)
-        lines.append(f"   {i}: [Diagnostic Event] {who}, topics:[{topics}], data:{render_scval(body.data)}")
+        who = f"contract:{ev.contract}, " if ev.contract is not None else ""
+        kind = "Contract" if ev.kind == sx.ContractEventType.CONTRACT else "Diagnostic"
+        rendered = [render_scval(t) for t in ev.topics]
+        if len(ev.topics) > 1 and rendered[0] == "fn_call" and ev.topics[1].bytes is not None:
+            rendered[1] = StrKey.encode_contract(ev.topics[1].bytes.sc_bytes)
+        lines.append(
+            f"   {i}: [{kind} Event] {who}topics:[{', '.join(rendered)}], data:{render_scval(ev.data)}"
+        )
     return "\n".join(lines)
 
 

@@ -156,8 +156,9 @@ class StellarAssetContract:
             return scval.to_string(self.asset[0])
         return scval.to_void()
 
-    def _error(self, host: Host, code: TokenErrorCode, message: str) -> HostError:
-        return HostError("Contract", int(code), message, contract=self.contract)
+    def _error(self, host: Host, code: TokenErrorCode, message: str, *args: sx.SCVal) -> HostError:
+        """The SAC's own error, with the values the host logs beside its message."""
+        return HostError("Contract", int(code), message, contract=self.contract, args=args)
 
     # ------------------------------------------------------------- functions
 
@@ -229,7 +230,16 @@ class StellarAssetContract:
 
     def _nonnegative(self, host: Host, amount: int) -> None:
         if amount < 0:
-            raise self._error(host, T.NEGATIVE_AMOUNT, "negative amount is not allowed")
+            raise self._error(
+                host, T.NEGATIVE_AMOUNT, "negative amount is not allowed", scval.to_int128(amount)
+            )
+
+    def _out_of_range(self, host: Host, new: int, limit: int) -> HostError:
+        """A trustline balance leaving ``[0, limit]`` (the host logs min, new, max)."""
+        values = (scval.to_int64(0), scval.to_int64(new), scval.to_int64(limit))
+        return self._error(
+            host, T.BALANCE_ERROR, "resulting balance is not within the allowed range", *values
+        )
 
     def _i64(self, host: Host, amount: int) -> int:
         if amount > INT64_MAX:
@@ -239,7 +249,9 @@ class StellarAssetContract:
     def _trustline(self, host: Host, account: str) -> Trustline:
         entry = host.get(*trustline_key(account, self.asset))
         if entry is None:
-            raise self._error(host, T.TRUSTLINE_MISSING, "trustline entry is missing for account")
+            raise self._error(
+                host, T.TRUSTLINE_MISSING, "trustline entry is missing for account", address_scval(account)
+            )
         assert isinstance(entry.data, Trustline)
         return entry.data
 
@@ -263,7 +275,7 @@ class StellarAssetContract:
                 raise self._error(host, T.BALANCE_DEAUTHORIZED, "balance is deauthorized")
             new = tl.balance - self._i64(host, amount)
             if new < 0:
-                raise self._error(host, T.BALANCE_ERROR, "resulting balance is not within the allowed range")
+                raise self._out_of_range(host, new, tl.limit)
             host.put(
                 *trustline_key(address, self.asset),
                 Trustline(tl.account_id, tl.asset, new, tl.limit, tl.flags),
@@ -273,13 +285,21 @@ class StellarAssetContract:
         entry = host.get(key, lk)
         if entry is None:
             if amount > 0:
-                raise self._error(host, T.BALANCE_ERROR, "zero balance is not sufficient to spend")
+                raise self._error(
+                    host, T.BALANCE_ERROR, "zero balance is not sufficient to spend", scval.to_int128(amount)
+                )
             return
         have, authorized, clawback = self._contract_balance(entry.data)
         if not authorized:
             raise self._error(host, T.BALANCE_DEAUTHORIZED, "balance is deauthorized")
         if have < amount:
-            raise self._error(host, T.BALANCE_ERROR, "balance is not sufficient to spend")
+            raise self._error(
+                host,
+                T.BALANCE_ERROR,
+                "balance is not sufficient to spend",
+                scval.to_int128(have),
+                scval.to_int128(amount),
+            )
         self._write_contract_balance(host, address, have - amount, authorized, clawback)
 
     def _receive(self, host: Host, address: str, amount: int) -> None:
@@ -291,7 +311,7 @@ class StellarAssetContract:
                 raise self._error(host, T.BALANCE_DEAUTHORIZED, "balance is deauthorized")
             new = tl.balance + self._i64(host, amount)
             if new > tl.limit:
-                raise self._error(host, T.BALANCE_ERROR, "resulting balance is not within the allowed range")
+                raise self._out_of_range(host, new, tl.limit)
             host.put(
                 *trustline_key(address, self.asset),
                 Trustline(tl.account_id, tl.asset, new, tl.limit, tl.flags),

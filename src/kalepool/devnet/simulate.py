@@ -103,7 +103,7 @@ def simulate(
         try:
             value = run_call(host, ic)
         except HostError as err:
-            result.error = error_text(err, host.diagnostic_events)
+            result.error = error_text(err, host.diagnostic_events[: host.error_log_size])
             result.events = [d.to_xdr() for d in host.diagnostic_events]
             return result
         entries = auth.recorded_entries(upgraded_auth) if recording else list(ihf.auth)

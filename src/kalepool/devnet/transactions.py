@@ -487,7 +487,8 @@ def check_soroban(tx: ParsedTx, s: FeeSchedule) -> None:
             _soroban_invalid(
                 kind, SCEC.SCEC_EXCEEDED_LIMIT, f"{what} exceed network config limit", used, limit
             )
-    for key in footprint:
+    read_only, read_write = tx.footprint()  # keys by their XDR, packed once
+    for raw, key in (*read_only.items(), *read_write.items()):
         if key.type not in _FOOTPRINT_KEYS:
             _soroban_invalid(
                 SCE.SCE_STORAGE,
@@ -495,7 +496,7 @@ def check_soroban(tx: ParsedTx, s: FeeSchedule) -> None:
                 "transaction footprint contains unsupported ledger key type",
                 key.type.value,
             )
-        size = len(key.to_xdr_bytes())
+        size = len(raw)
         if size > s.max_contract_data_key_size_bytes:
             _soroban_invalid(
                 SCE.SCE_STORAGE,
@@ -529,7 +530,6 @@ def check_soroban(tx: ParsedTx, s: FeeSchedule) -> None:
             tx.resource_fee,
             required,
         )
-    read_only, read_write = tx.footprint()
     if len(read_only) + len(read_write) != len(footprint) or set(read_only) & set(read_write):
         _soroban_invalid(
             SCE.SCE_STORAGE,
