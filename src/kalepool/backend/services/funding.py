@@ -86,16 +86,16 @@ class FundingStatus:
         return [
             FundingStep(
                 1,
-                "send XLM to the custodial address (it creates the account)",
+                "Send XLM to the custodial address (it creates the account)",
                 self.min_xlm_balance,
                 "XLM",
                 funded,
             ),
-            FundingStep(2, "confirm the funding: the pool adds the KALE trustline", None, None, trusted),
-            FundingStep(3, "send the KALE to farm with to the custodial address", None, "KALE", has_kale),
+            FundingStep(2, "Confirm the funding: the pool adds the KALE trustline", None, None, trusted),
+            FundingStep(3, "Send the KALE to farm with to the custodial address", None, "KALE", has_kale),
             FundingStep(
                 4,
-                "confirm again: the pool records the deposit and plants from the next block",
+                "Confirm again: the pool records the deposit and plants you from the next block",
                 None,
                 None,
                 trusted and has_kale and self.journal_kale > 0,
