@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.kalepool-installed
 # to close, so two workers halve the wall time even on two cores. PYTEST_WORKERS=0: serial.
 PYTEST_WORKERS ?= 2
 
-.PHONY: venv test lint typecheck pytest demo bench clean lock
+.PHONY: venv test lint typecheck pytest demo bench clean lock chromium
 
 venv: $(STAMP)
 
@@ -23,10 +23,10 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -34,8 +34,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+pytest: $(STAMP) chromium
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+# The dashboard's browser tests drive Debian's Chromium (Playwright cannot download a
+# browser here): install the package when it is missing (as root, e.g. in CI).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 demo: $(STAMP)
 	$(BIN)/kalepool demo

@@ -153,6 +153,14 @@ def demo(
     ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Mining threads per pooler.")] = None,
     timeout: Annotated[float | None, typer.Option(min=10, help="Give up after this many seconds.")] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="After the report, keep the pool running and print the dashboard's address and "
+            "the sign-in tokens, until interrupted (Ctrl-C).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
@@ -165,6 +173,7 @@ def demo(
     from the demo settings section; KALEPOOL_DATABASE__URL names a PostgreSQL server to use.
     """
     import asyncio
+    import sys
     import time
 
     from rich.console import Console
@@ -191,18 +200,35 @@ def demo(
         timeout=timeout if timeout is not None else ds.timeout,
         work_dir=ds.work_dir,
         database_url=settings.database.url.get_secret_value() if settings.database.url else None,
+        serve=serve,
     )
     from kalepool.lifecycle import sigterm_as_interrupt
 
-    with sigterm_as_interrupt():  # stopped like Ctrl-C: every child is stopped first
-        report = asyncio.run(run_demo(options, progress))
-    if as_json:
-        typer.echo(json.dumps(report.to_json(), sort_keys=True))
-    else:
-        out = Console(highlight=False)
-        if not out.is_terminal:
-            out = Console(highlight=False, width=132)
-        _print_demo_report(out, report)
+    shown: list[Any] = []
+
+    def show(report: Any) -> None:
+        shown.append(report)
+        if as_json:
+            typer.echo(json.dumps(report.to_json(), sort_keys=True))
+        else:
+            out = Console(highlight=False)
+            if not out.is_terminal:
+                out = Console(highlight=False, width=132)
+            _print_demo_report(out, report)
+
+    def announce(lines: list[str]) -> None:
+        for line in [*lines, "serving until interrupted (Ctrl-C)"]:
+            typer.echo(line, err=as_json)
+        (sys.stderr if as_json else sys.stdout).flush()
+
+    try:
+        with sigterm_as_interrupt():  # stopped like Ctrl-C: every child is stopped first
+            report = asyncio.run(run_demo(options, progress, on_report=show, announce=announce))
+    except KeyboardInterrupt:
+        if not shown:  # interrupted before its report
+            raise
+        raise typer.Exit(0 if shown[0].ok else 1) from None  # a served pool, stopped
+    show(report)
     raise typer.Exit(0 if report.ok else 1)
 
 

@@ -78,6 +78,9 @@ class Shots:
         size = page.viewport_size
         for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
             await page.set_viewport_size(viewport)
+            # nothing scrolls sideways at this width (wide tables scroll inside their own box)
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= viewport["width"], f"{name}: {width} px wide at {label} ({viewport['width']} px)"
             path = self.folder / f"{name}-{label}.png"
             await page.screenshot(path=str(path), full_page=True)
             self.taken.append(path)

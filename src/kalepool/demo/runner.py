@@ -37,7 +37,7 @@ from kalepool.devnet import issuer_keypair
 from kalepool.settings import StellarSettings
 from kalepool.stellar import FarmGateway, Payment
 
-__all__ = ["DemoOptions", "Pool", "run_demo", "setup_pool"]
+__all__ = ["DemoOptions", "Pool", "run_demo", "serve_pool", "setup_pool", "sign_in_lines"]
 
 KALE = 10_000_000
 #: The mix of KALE deposits and stake percentages the farmers get, in turn.
@@ -59,6 +59,8 @@ class DemoOptions:
     database_url: str | None = None
     timeout: float | None = None
     threads: int | None = None
+    #: after the report, keep the pool running (poolers without a block limit) until cancelled
+    serve: bool = False
 
     def deadline_seconds(self) -> float:
         if self.timeout is not None:
@@ -319,9 +321,39 @@ async def build_report(pool: Pool, *, blocks_wanted: int, problems: list[str], s
     return report
 
 
-async def run_demo(options: DemoOptions, progress: Progress | None = None) -> DemoReport:
+def sign_in_lines(pool: Pool) -> list[str]:
+    """What a person needs to look around the dashboard of a served demo."""
+    cluster = pool.cluster
+    lines = [f"dashboard: {cluster.backend_url}/", f"operator (admin token): {cluster.admin_token}"]
+    lines += [f"pooler {p.index + 1} (API key): {p.api_key}" for p in pool.poolers]
+    for i, farmer in enumerate(pool.farmers):
+        lines.append(f"farmer {i + 1} (token, stake {farmer.stake_percentage:g} %): {farmer.token}")
+    return lines
+
+
+async def serve_pool(pool: Pool, *, threads: int, announce: Callable[[list[str]], None]) -> None:
+    """Keep the pool farming (each pooler restarted without a block limit) and wait until
+    cancelled (Ctrl-C, SIGTERM); the caller's ``finally`` stops everything."""
+    for pooler in pool.poolers:
+        if not pooler.running:
+            pool.cluster.start_pooler(pooler, threads=threads)
+    announce(sign_in_lines(pool))
+    await asyncio.Event().wait()
+
+
+async def run_demo(
+    options: DemoOptions,
+    progress: Progress | None = None,
+    *,
+    on_report: Callable[[DemoReport], None] | None = None,
+    announce: Callable[[list[str]], None] | None = None,
+) -> DemoReport:
     """Run the demo end to end (see the module docstring); never raises for a failed
-    run: the report's ``problems`` say what went wrong and ``ok`` is False."""
+    run: the report's ``problems`` say what went wrong and ``ok`` is False.
+
+    With ``options.serve`` a completed run's report goes to ``on_report``, then the pool
+    keeps running and ``announce`` gets the dashboard's address and the sign-in tokens;
+    the call ends only when cancelled (it then raises ``CancelledError``)."""
     started = time.monotonic()
     threads = options.threads or max(1, ((os.cpu_count() or 2) - 1) // options.poolers)
     settings = {
@@ -368,6 +400,11 @@ async def run_demo(options: DemoOptions, progress: Progress | None = None) -> De
         _say(progress, "waiting for the last harvests")
         await wait_harvested(pool, timeout=2 * options.block_interval + 10)
         report = await build_report(pool, blocks_wanted=options.blocks, problems=problems, started=started)
+        if options.serve:
+            report.settings, report.wall_seconds = settings, time.monotonic() - started
+            if on_report is not None:
+                on_report(report)
+            await serve_pool(pool, threads=threads, announce=announce or (lambda lines: None))
     except Exception as exc:  # a failed run is a report, not a traceback
         report = DemoReport(blocks_wanted=options.blocks, problems=[f"{type(exc).__name__}: {exc}"])
         if pool is not None:

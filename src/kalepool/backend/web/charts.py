@@ -15,8 +15,10 @@ from kalepool.backend.web.format import kale
 
 __all__ = ["blocks_chart"]
 
-_W, _H = 640, 240
-_LEFT, _RIGHT, _TOP, _BOTTOM = 56, 44, 16, 36
+_W, _H = 720, 250
+_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 64, 34, 40
+#: the widest a bar gets (a few blocks must not look like a bar chart of one)
+_MAX_BAR = 40.0
 _STROOPS = 10_000_000
 
 
@@ -62,7 +64,7 @@ def blocks_chart(blocks: Sequence[BlockStats], *, title: str = "Reward and farme
     top_reward = _nice_ceiling(max(b.reward for b in ordered) / _STROOPS)
     top_farmers = _nice_ceiling(max(b.planted for b in ordered))
     slot = plot_w / len(ordered)
-    bar = max(2.0, slot * 0.6)
+    bar = min(_MAX_BAR, max(2.0, slot * 0.6))
 
     def y_reward(stroops: int) -> float:
         return _TOP + plot_h - (stroops / _STROOPS) / top_reward * plot_h
@@ -81,8 +83,8 @@ def blocks_chart(blocks: Sequence[BlockStats], *, title: str = "Reward and farme
             f'<text class="axis farmers" x="{_W - _RIGHT + 6}" y="{y + 4:.1f}">'
             f"{_label(top_farmers * fraction)}</text>"
         )
-    parts.append(f'<text class="axis" x="{_LEFT - 6}" y="{_TOP - 4}" text-anchor="end">KALE</text>')
-    parts.append(f'<text class="axis farmers" x="{_W - _RIGHT + 6}" y="{_TOP - 4}">farmers</text>')
+    parts.append(f'<text class="axis title" x="{_LEFT - 6}" y="{_TOP - 16}" text-anchor="end">KALE</text>')
+    parts.append(f'<text class="axis farmers title" x="{_W - _RIGHT + 6}" y="{_TOP - 16}">farmers</text>')
     points = []
     every = max(1, len(ordered) // 8)
     for i, b in enumerate(ordered):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from kalepool.backend.accounting import held_fees
 from kalepool.backend.api import schemas as s
 from kalepool.backend.chain import ChainError
 from kalepool.backend.enums import Asset, FarmerStatus, JournalKind
@@ -64,6 +65,7 @@ async def _page(
         detail=detail,
         balance_kale=detail.balances[Asset.KALE],
         rewards=kale.get(JournalKind.REWARD, 0),
+        fees_held=held_fees(kale),
         paid_out=-(kale.get(JournalKind.PAYOUT, 0) + kale.get(JournalKind.PAYOUT_REVERSED, 0)),
         xlm_fees=-detail.balances.by_kind.get(Asset.XLM, {}).get(JournalKind.XLM_FEE, 0),
         funding=funding,
