@@ -117,7 +117,7 @@ async def test_farmer_pooler_and_operator_in_the_browser(
 
     # funding on the devnet: XLM, check (the pool adds the trustline), KALE, check again
     await farmer.goto("/farmer")
-    await expect(farmer.locator("[data-test=missing]")).to_contain_text("2.50 XLM more XLM")
+    await expect(farmer.locator("[data-test=missing]")).to_contain_text("2.50 XLM more")
     await friendbot(cluster, address)
     await farmer.get_by_role("button", name="Check funding").click()
     await expect(farmer.locator("[data-test=funding-state]")).to_have_text("ready")
@@ -230,14 +230,20 @@ async def test_forged_cross_site_and_cross_user_requests_are_refused(
     pooler = await context_a.request.get("/pooler", max_redirects=0)
     assert (missing.status, foreign.status, operator.status, pooler.status) == (403, 403, 403, 403)
 
-    # a form on another site posting to the dashboard: the cookie stays home, so it fails
+    # a form on another site posting to the dashboard, even with A's own CSRF token leaked
+    # to it: the SameSite=Strict cookie stays home (so the token matches no session)
+    token_a = await page_a.locator("input[name=csrf]").first.input_value()
+    await page_a.goto("about:blank")
     await page_a.set_content(
         f'<form method="post" action="{cluster.backend_url}/farmer/leave">'
-        '<input name="confirm" value="leave"><button>win a prize</button></form>'
+        f'<input name="csrf" value="{token_a}"><input name="confirm" value="leave">'
+        "<button>win a prize</button></form>"
     )
     async with page_a.expect_navigation():
         await page_a.get_by_role("button", name="win a prize").click()
+    assert page_a.url == cluster.backend_url + "/farmer/leave"
     await expect(page_a.get_by_role("heading", name="Form expired")).to_be_visible()
+    await expect(page_a.get_by_role("link", name="Sign in")).to_be_visible()  # no session came along
     await shots.take(page_a, "09-cross-site-refused")
 
     assert rows(

@@ -16,7 +16,7 @@ from kalepool.backend.web.format import kale
 __all__ = ["blocks_chart"]
 
 _W, _H = 720, 250
-_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 64, 34, 40
+_LEFT, _RIGHT, _TOP, _BOTTOM = 72, 72, 40, 48
 #: the widest a bar gets (a few blocks must not look like a bar chart of one)
 _MAX_BAR = 40.0
 _STROOPS = 10_000_000
@@ -36,6 +36,8 @@ def _nice_ceiling(value: float) -> float:
 
 
 def _label(value: float) -> str:
+    if value >= 10_000:
+        return f"{value / 1000:,.0f}k"
     return f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:,.1f}"
 
 
@@ -84,7 +86,9 @@ def blocks_chart(blocks: Sequence[BlockStats], *, title: str = "Reward and farme
             f"{_label(top_farmers * fraction)}</text>"
         )
     parts.append(f'<text class="axis title" x="{_LEFT - 6}" y="{_TOP - 16}" text-anchor="end">KALE</text>')
-    parts.append(f'<text class="axis farmers title" x="{_W - _RIGHT + 6}" y="{_TOP - 16}">farmers</text>')
+    parts.append(
+        f'<text class="axis farmers title" x="{_W - 4}" y="{_TOP - 16}" text-anchor="end">farmers</text>'
+    )
     points = []
     every = max(1, len(ordered) // 8)
     for i, b in enumerate(ordered):
@@ -98,7 +102,7 @@ def blocks_chart(blocks: Sequence[BlockStats], *, title: str = "Reward and farme
         points.append(f"{cx:.1f},{y_farmers(b.planted):.1f}")
         if i % every == 0 or i == len(ordered) - 1:
             parts.append(
-                f'<text class="axis" x="{cx:.1f}" y="{_H - _BOTTOM + 16}" '
+                f'<text class="axis" x="{cx:.1f}" y="{_H - _BOTTOM + 20}" '
                 f'text-anchor="middle">{b.index}</text>'
             )
     parts.append(f'<polyline class="line" fill="none" points="{" ".join(points)}"/>')
