@@ -43,7 +43,7 @@ from kalepool.devnet.events import classic_events, fee_event, transaction_event
 from kalepool.devnet.fees import RentChange, TxResources, rent_fee, resource_fee
 from kalepool.devnet.host import DiagnosticRecord, Footprint, Host, HostError, HostEvent, contract_event
 from kalepool.devnet.ledger import AFTER_ALL_TXS, EventRecord, Lazy, Overlay, TxRecord, soroban_size
-from kalepool.devnet.meta import meta_bytes
+from kalepool.devnet.meta import changes_bytes, meta_bytes
 from kalepool.devnet.transactions import OT, TRC, OpOutcome, ParsedTx, transaction_result
 
 if TYPE_CHECKING:
@@ -354,6 +354,8 @@ def to_record(tx: ParsedTx, applied: Applied, seq: int, close_time: int, native:
         tx.inclusion_fee // tx.fee_ops,
         tx.is_soroban,
         Lazy(lambda: [e.to_xdr() for e in tx_events()]),
+        Lazy(lambda: b64(changes_bytes(applied.fee_changes))),
+        Lazy(lambda: b64(changes_bytes(applied.refund_changes))),
     )
 
 

@@ -52,6 +52,7 @@ from kalepool.devnet.codec import (
 from kalepool.devnet.events import asset_contract
 from kalepool.devnet.farm_host import FarmContractImpl, FarmKeyCache, HostFarmStorage
 from kalepool.devnet.fees import FeeSchedule
+from kalepool.devnet.history import tx_set_hash
 from kalepool.devnet.host import (
     Footprint,
     Frame,
@@ -422,14 +423,16 @@ class Devnet:
             hashes = [d.hash for d in applied]
             s.tx_ledgers[seq] = hashes
             results = b"".join(tx.hash for tx, _, _ in charged)
+            envelopes = [(unb64(tx.envelope_b64), tx.is_soroban) for tx, _, _ in charged]
             info = make_header(
                 seq,
                 close_time,
                 s.latest.hash,
-                sha256(results),
+                tx_set_hash(s.latest.hash, envelopes),
                 sha256(results + b"results"),
                 s.fee_pool,
                 len(hashes),
+                s.soroban_bytes,
             )
             s.ledgers.append(info)
             s.prune(self.config.retention_ledgers)

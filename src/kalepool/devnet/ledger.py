@@ -77,6 +77,7 @@ class LedgerInfo:
     hash: bytes
     header_xdr: str
     tx_count: int = 0
+    soroban_bytes: int = 0  # the live contract state's size after it (LedgerCloseMeta)
 
     @property
     def hash_hex(self) -> str:
@@ -91,6 +92,7 @@ def make_header(
     result_hash: bytes,
     fee_pool: int,
     tx_count: int,
+    soroban_bytes: int = 0,
 ) -> LedgerInfo:
     """A real ``LedgerHeader`` (so ``headerXdr`` decodes) and its hash, the ledger id."""
     header = sx.LedgerHeader(
@@ -116,7 +118,7 @@ def make_header(
         ext=sx.LedgerHeaderExt(0),
     )
     raw = header.to_xdr_bytes()
-    return LedgerInfo(sequence, close_time, sha256(raw), b64(raw), tx_count)
+    return LedgerInfo(sequence, close_time, sha256(raw), b64(raw), tx_count, soroban_bytes)
 
 
 class Lazy:
@@ -141,6 +143,8 @@ class Lazy:
         return self._value
 
 
+#: An empty ``LedgerEntryChanges``, base64.
+NO_CHANGES = "AAAAAA=="
 #: A transaction index above every real one: the events after all transactions.
 AFTER_ALL_TXS = (1 << 20) - 1
 
@@ -214,6 +218,9 @@ class TxRecord:
     inclusion_fee: int = 0  # the inclusion fee bid per operation (fee stats)
     soroban: bool = False
     tx_events: Lazy = field(default_factory=lambda: Lazy.of([]))  # -> list[str]: TransactionEvents
+    #: -> base64 LedgerEntryChanges of the fee charge and of the refund (LedgerCloseMeta)
+    fee_changes: Lazy = field(default_factory=lambda: Lazy.of(NO_CHANGES))
+    refund_changes: Lazy = field(default_factory=lambda: Lazy.of(NO_CHANGES))
 
 
 @dataclass

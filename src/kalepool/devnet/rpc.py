@@ -39,7 +39,15 @@ from stellar_sdk import xdr as sx
 
 from kalepool.devnet.codec import unb64
 from kalepool.devnet.engine import Devnet, DevnetError, homesteader_keypair
-from kalepool.devnet.ledger import PROTOCOL_VERSION, EventRecord, TxRecord
+from kalepool.devnet.history import (
+    PageError,
+    close_meta,
+    get_ledgers,
+    get_transactions,
+    ledger_records,
+    transaction_fields,
+)
+from kalepool.devnet.ledger import PROTOCOL_VERSION, EventRecord
 from kalepool.devnet.meta import entry_to_json
 
 log = logging.getLogger(__name__)
@@ -98,6 +106,8 @@ class DevnetRPC:
             "getTransaction": self.get_transaction,
             "getEvents": self.get_events,
             "getFeeStats": self.get_fee_stats,
+            "getLedgers": self.get_ledgers,
+            "getTransactions": self.get_transactions,
             "devnet_closeLedgers": self.close_ledgers,
             "devnet_advanceTime": self.advance_time,
             "devnet_snapshot": self.snapshot,
@@ -184,15 +194,34 @@ class DevnetRPC:
         return out
 
     def get_latest_ledger(self, params: Params) -> dict[str, Any]:
-        latest = self.engine.latest()
+        with self.engine.lock:
+            latest = self.engine.latest()
+            meta = close_meta(latest, ledger_records(self.engine, latest))
         return {
             "id": latest.hash_hex,
             "protocolVersion": PROTOCOL_VERSION,
             "sequence": latest.sequence,
             "closeTime": str(latest.close_time),
             "headerXdr": latest.header_xdr,
-            "metadataXdr": "",
+            "metadataXdr": meta,
         }
+
+    def get_ledgers(self, params: Params) -> dict[str, Any]:
+        _no_json_format(params)
+        return self._page(get_ledgers, params)
+
+    def get_transactions(self, params: Params) -> dict[str, Any]:
+        _no_json_format(params)
+        return self._page(get_transactions, params)
+
+    def _page(self, method: Callable[..., dict[str, Any]], params: Params) -> dict[str, Any]:
+        pagination = params.get("pagination")
+        if pagination is not None and not isinstance(pagination, dict):
+            raise RpcError(INVALID_PARAMS, "invalid parameters: pagination must be an object")
+        try:
+            return method(self.engine, params.get("startLedger"), pagination)
+        except PageError as err:
+            raise RpcError(INVALID_REQUEST if err.invalid_request else INVALID_PARAMS, str(err)) from err
 
     def get_version_info(self, params: Params) -> dict[str, Any]:
         return {
@@ -447,25 +476,6 @@ class DevnetRPC:
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def transaction_fields(record: TxRecord) -> dict[str, Any]:
-    """The getTransaction fields of an applied transaction."""
-    events = record.events.get()
-    out: dict[str, Any] = {
-        "applicationOrder": record.application_order,
-        "feeBump": record.fee_bump,
-        "envelopeXdr": record.envelope_xdr,
-        "resultXdr": record.result.get(),
-        "resultMetaXdr": record.meta.get(),
-        "ledger": record.ledger,
-        "createdAt": str(record.close_time),
-        "events": {"transactionEventsXdr": record.tx_events.get(), "contractEventsXdr": events},
-    }
-    diagnostics = record.diagnostic_events.get()
-    if diagnostics:
-        out["diagnosticEventsXdr"] = diagnostics
-    return out
 
 
 def _error(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:

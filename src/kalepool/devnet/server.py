@@ -26,8 +26,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kalepool.devnet.engine import Devnet, DevnetConfig, DevnetError
+from kalepool.devnet.history import transaction_fields
 from kalepool.devnet.ledger import LedgerInfo
-from kalepool.devnet.rpc import DevnetRPC, transaction_fields
+from kalepool.devnet.rpc import DevnetRPC
 from kalepool.devnet.state import StateWriter, load_state
 
 log = logging.getLogger(__name__)

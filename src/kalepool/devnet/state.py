@@ -21,7 +21,15 @@ from typing import Any
 from stellar_sdk import xdr as sx
 
 from kalepool.devnet.codec import Entry, b64, entry_data_from_xdr, entry_data_xdr, unb64
-from kalepool.devnet.ledger import EventRecord, Lazy, LedgerInfo, LedgerState, TxRecord, soroban_size
+from kalepool.devnet.ledger import (
+    NO_CHANGES,
+    EventRecord,
+    Lazy,
+    LedgerInfo,
+    LedgerState,
+    TxRecord,
+    soroban_size,
+)
 from kalepool.errors import ConfigError
 
 FORMAT = "kalepool-devnet-state"
@@ -86,6 +94,7 @@ class StateWriter:
                     "hash": i.hash.hex(),
                     "headerXdr": i.header_xdr,
                     "txCount": i.tx_count,
+                    "sorobanBytes": i.soroban_bytes,
                 }
                 for i in ledgers
             ],
@@ -126,6 +135,8 @@ def _tx_doc(r: TxRecord) -> dict[str, Any]:
         "events": r.events.get(),
         "diagnostics": r.diagnostic_events.get(),
         "txEvents": r.tx_events.get(),
+        "feeChanges": r.fee_changes.get(),
+        "refundChanges": r.refund_changes.get(),
         "returnValue": r.return_value.to_xdr() if r.return_value is not None else None,
         "inclusionFee": r.inclusion_fee,
         "soroban": r.soroban,
@@ -172,6 +183,7 @@ def load_state(path: str | os.PathLike[str], passphrase: str) -> tuple[LedgerSta
                     bytes.fromhex(item["hash"]),
                     item["headerXdr"],
                     int(item["txCount"]),
+                    int(item.get("sorobanBytes", 0)),
                 )
             )
         for item in doc["entries"]:
@@ -196,6 +208,8 @@ def load_state(path: str | os.PathLike[str], passphrase: str) -> tuple[LedgerSta
                 int(item.get("inclusionFee", 100)),
                 bool(item.get("soroban", False)),
                 Lazy.of(item.get("txEvents", [])),
+                Lazy.of(item.get("feeChanges", NO_CHANGES)),
+                Lazy.of(item.get("refundChanges", NO_CHANGES)),
             )
             state.txs[record.hash] = record
             state.tx_ledgers.setdefault(record.ledger, []).append(record.hash)
