@@ -85,6 +85,7 @@ from kalepool.devnet.transactions import (
     parse_envelope,
     transaction_result,
 )
+from kalepool.devnet.wasm import farm_wasm
 from kalepool.errors import KalePoolError
 from kalepool.kale.errors import FarmError
 from kalepool.kale.networks import DEVNET, DEVNET_ISSUER_SEED, KALE_CODE
@@ -93,8 +94,8 @@ from kalepool.kale.types import FarmInstance
 XLM = 10_000_000
 #: Seed of the farm's homesteader (admin) account; public on purpose (devnet only).
 HOMESTEADER_SEED = sha256(b"kalepool devnet KALE homesteader")
-#: The farm contract's code is not real WASM: a fixed blob standing for it.
-FARM_WASM = b"\0asm\x01\0\0\0kalepool devnet emulation of kalepail/KALE-sc"
+#: The farm contract's code: a valid module with KALE-sc's interface, no rules (:mod:`.wasm`).
+FARM_WASM = farm_wasm()
 FARM_WASM_HASH = sha256(FARM_WASM)
 GENESIS_SEQUENCE = 1
 MAX_QUEUE = 20_000
