@@ -7,6 +7,8 @@ talks to it over HTTP only (like a client would), and uvicorn's own error loggin
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import socket
 import threading
 import time
@@ -14,27 +16,47 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import structlog
 import uvicorn
 
 from kalepool.backend.api import BackendContext, create_app
 from kalepool.backend.chain import Chain
 from kalepool.backend.custody import Keyring
 from kalepool.backend.db.session import Database
+from kalepool.backend.logs import configure_logging
 from kalepool.backend.runtime import uvicorn_options as runtime_uvicorn_options
 from tests.backend.conftest import backend_settings
+
+
+@contextmanager
+def captured_logs(*, json: bool, level: str = "DEBUG") -> Iterator[io.StringIO]:
+    """Everything the root logger receives, rendered by the backend's handler (console or
+    JSON lines) into a string; the previous handlers come back afterwards."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    configure_logging(level, json=json, stream=stream)
+    try:
+        yield stream
+    finally:
+        root.handlers, root.level = saved
+        structlog.reset_defaults()
 
 
 @contextmanager
 def serving(
     database_url: str,
     keyring: Keyring,
-    chain: Chain,
+    chain: Chain | Callable[[], Chain],
     *,
     uvicorn_options: dict[str, Any] | None = None,
     on_context: Callable[[BackendContext], None] | None = None,
     **settings: Any,
 ) -> Iterator[str]:
-    """The app on ``http://127.0.0.1:<port>`` until the block ends; yields that URL."""
+    """The app on ``http://127.0.0.1:<port>`` until the block ends; yields that URL.
+
+    ``chain``: the chain, or a function making it inside the server's loop (a gateway's
+    HTTP sessions belong to the loop that opens them)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -44,7 +66,8 @@ def serving(
 
     async def main() -> None:
         db = Database(database_url, pool_size=4)
-        context = BackendContext.build(backend_settings(**settings), db=db, chain=chain, keyring=keyring)
+        made = chain() if callable(chain) else chain
+        context = BackendContext.build(backend_settings(**settings), db=db, chain=made, keyring=keyring)
         if on_context is not None:
             on_context(context)
         options: dict[str, Any] = {"lifespan": "off", **runtime_uvicorn_options(context.settings)}
@@ -54,6 +77,9 @@ def serving(
         try:
             await server.serve(sockets=[sock])
         finally:
+            close = getattr(made, "aclose", None)
+            if close is not None:
+                await close()
             await db.dispose()
 
     def run() -> None:

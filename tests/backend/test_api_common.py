@@ -137,8 +137,7 @@ async def test_openapi_is_complete(api: Api) -> None:
         ("/api/v1/pooler/harvest-request", "post"),
     }
     assert {(p, m) for p, ops in paths.items() for m in ops} == expected
-    schemes = {"AdminToken", "PoolerApiKey", "FarmerToken", "MetricsToken"}
-    assert set(spec["components"]["securitySchemes"]) == schemes
+    assert set(spec["components"]["securitySchemes"]) == {"AdminToken", "PoolerApiKey", "FarmerToken"}
     for path, ops in paths.items():
         for method, op in ops.items():
             assert op["operationId"] and (op.get("summary") or op.get("description")), (path, method)

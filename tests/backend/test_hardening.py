@@ -377,3 +377,33 @@ async def test_metrics_behind_a_token_when_one_is_set(db: Database, keyring: Key
         assert_error(await api.client.get("/metrics", headers=api.bearer("wrong")), 401, "unauthenticated")
         allowed = await api.client.get("/metrics", headers=api.bearer(token))
     assert allowed.status_code == 200 and "kalepool_backend_up 1.0" in allowed.text
+
+
+async def test_the_openapi_document_declares_every_error_answer(api: Api) -> None:
+    spec = (await api.client.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in json.dumps(spec)
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            declared = set(operation["responses"])
+            wanted = {"500"}
+            if path.startswith("/api/v1/"):
+                wanted |= {"503"}
+            if "requestBody" in operation:
+                wanted |= {"400", "413", "422"}
+            if operation.get("parameters"):
+                wanted |= {"422"}
+            if operation.get("security"):
+                wanted |= {"401", "429"}
+            assert wanted <= declared, (method, path, wanted - declared)
+            for status in ("429", "503"):
+                if status in declared and path.startswith("/api/v1/"):
+                    assert "Retry-After" in operation["responses"][status]["headers"], (method, path)
+
+
+async def test_a_body_over_the_limit_is_refused_before_it_is_read(api: Api) -> None:
+    pooler_id, key = await api.create_pooler()
+    results = [{"farmer_id": str(uuid.uuid4()), "nonce": 1, "hash": "0" * 64, "zeros": 0}] * 40_000
+    response = await api.client.post(
+        "/api/v1/pooler/work-complete", json=_work(pooler_id, *results), headers=api.bearer(key)
+    )
+    assert_error(response, 413, "payload_too_large")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -21,30 +20,24 @@ from typing import Any
 
 import httpx
 import pytest
-import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import DataError
 from stellar_sdk import Keypair
 
 from kalepool.backend.custody import Keyring
-from kalepool.backend.logs import MAX_TEXT, REDACTED, configure_logging, describe, protect, redact
+from kalepool.backend.logs import MAX_TEXT, REDACTED, describe, protect, redact
 from kalepool.backend.services import farmers, poolers
 from tests.backend.conftest import ADMIN_TOKEN
 from tests.backend.fakes import FakeChain
-from tests.backend.live import serving
+from tests.backend.live import captured_logs, serving
 
 SQL_SECRET = "bound-parameter-" + secrets.token_hex(16)
 
 
 @pytest.fixture(params=["console", "json"])
 def captured(request: pytest.FixtureRequest) -> Iterator[tuple[str, io.StringIO]]:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    stream = io.StringIO()
-    configure_logging("DEBUG", json=request.param == "json", stream=stream)
-    yield request.param, stream
-    root.handlers, root.level = saved
-    structlog.reset_defaults()
+    with captured_logs(json=request.param == "json") as stream:
+        yield request.param, stream
 
 
 def _client(url: str) -> httpx.Client:

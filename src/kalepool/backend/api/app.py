@@ -16,7 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kalepool import __version__
 from kalepool.backend.api.app_context import BackendContext
-from kalepool.backend.api.errors import install_error_handlers
+from kalepool.backend.api.errors import error_response, install_error_handlers
+from kalepool.backend.api.openapi import MAX_BODY_BYTES, install_openapi
 from kalepool.backend.api.routes import farmers, health, operator, pooler
 from kalepool.backend.metrics import Metrics
 from kalepool.backend.workers import WorkerRunner
@@ -34,7 +35,10 @@ Pooled KALE mining on Stellar. Three kinds of callers, each with its own bearer 
 
 Every error answer is `{"error": {"code", "message", "field"?}}`. Amounts are integers in
 stroops (1 KALE = 10,000,000). Requests are rate-limited per credential (per client IP
-without one); a refused request gets 429 with `Retry-After`.
+without one), failed authentications per client IP; a refused request gets 429 with
+`Retry-After`. A database (or chain) outage answers 503 with `Retry-After`. Integer fields
+take JSON integers written as such (not strings, booleans, `1e3` or `3.0`, which JSON
+Schema would count as integers); bodies are at most 4 MiB.
 """
 
 
@@ -82,6 +86,36 @@ class _MetricsMiddleware:
             self.metrics.latency.labels(method=method, route=template).observe(time.perf_counter() - start)
 
 
+class _BodyLimit:
+    """413 ``payload_too_large`` for a body over ``limit`` bytes, before it is read (by its
+    Content-Length); a chunked body that grows past it is cut off (400)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            message = f"the body is over {self.limit} bytes"
+            await error_response(413, "payload_too_large", message)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise ValueError(f"the body is over {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
 def create_app(
     context: BackendContext, *, dispose_on_shutdown: bool = False, run_workers: bool = False
 ) -> FastAPI:
@@ -123,6 +157,8 @@ def create_app(
     )
     app.state.backend = context
     install_error_handlers(app)
+    install_openapi(app, API_PREFIX)
+    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(_MetricsMiddleware, metrics=context.metrics)
     app.include_router(health.router)
     for router in (operator.router, farmers.router, pooler.router):

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kalepool import __version__
 from kalepool.backend.api.deps import ContextDep
@@ -115,26 +114,17 @@ async def health_stellar(request: Request, context: ContextDep) -> Response:
     return JSONResponse(body, status_code=code)
 
 
-_metrics_scheme = HTTPBearer(
-    scheme_name="MetricsToken",
-    description="Only when backend.metrics_token is set: that token",
-    auto_error=False,
-)
-
-
 @router.get(
     "/metrics",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **responses(401)},
 )
-async def metrics(
-    context: ContextDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_scheme)],
-) -> Response:
-    """Prometheus metrics of this process (behind ``backend.metrics_token`` when set)."""
+async def metrics(request: Request, context: ContextDep) -> Response:
+    """Prometheus metrics of this process. When ``backend.metrics_token`` is set, only for
+    ``Authorization: Bearer <that token>`` (401 otherwise)."""
     expected = context.settings.metrics_token
-    if expected is not None and (
-        credentials is None or not same_secret(credentials.credentials, expected.get_secret_value())
-    ):
-        raise Unauthenticated("/metrics needs the metrics token (Authorization: Bearer <token>)")
+    if expected is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not same_secret(given.strip(), expected.get_secret_value()):
+            raise Unauthenticated("/metrics needs the metrics token (Authorization: Bearer <token>)")
     return Response(context.metrics.render(), media_type=CONTENT_TYPE_LATEST)
