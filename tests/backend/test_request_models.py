@@ -1,6 +1,7 @@
-"""Hypothesis over the pooler API's request models: any JSON body is either refused with a
-``ValidationError`` or accepted with every value inside what its column and the chain can
-hold; valid bodies are accepted and survive a round trip."""
+"""Hypothesis over the pooler API's request models (:mod:`kalepool.wire.pooler`): any
+JSON body is either refused with a ``ValidationError`` or accepted with every value inside
+what its column and the chain can hold; valid bodies are accepted and survive a round trip.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from kalepool.backend.api import schemas as s
+from kalepool.wire import pooler as s
 
 U32, I32, U64 = 2**32 - 1, 2**31 - 1, 2**64 - 1
 
