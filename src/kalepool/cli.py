@@ -628,17 +628,26 @@ def _configure_pooler_logging(level: str, as_json: bool) -> None:
     import logging
 
     import structlog
+    from structlog.tracebacks import ExceptionDictTransformer
 
-    renderer: Any = (
-        structlog.processors.JSONRenderer(sort_keys=True)
+    # tracebacks without local variables: a frame's locals hold the API key and the seed
+    rendering: list[Any] = (
+        [
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
+            structlog.processors.JSONRenderer(sort_keys=True),
+        ]
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else [
+            structlog.dev.ConsoleRenderer(
+                colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+            )
+        ]
     )
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
+            *rendering,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=lambda *args: structlog.PrintLogger(sys.stderr),  # the stderr of the moment
