@@ -407,3 +407,20 @@ async def test_a_body_over_the_limit_is_refused_before_it_is_read(api: Api) -> N
         "/api/v1/pooler/work-complete", json=_work(pooler_id, *results), headers=api.bearer(key)
     )
     assert_error(response, 413, "payload_too_large")
+
+
+async def test_a_chunked_body_over_the_limit_is_cut_off_with_413(api: Api) -> None:
+    pooler_id, key = await api.create_pooler()
+
+    async def chunks() -> Any:
+        yield b'{"pooler_id": "' + pooler_id.encode() + b'", "status": "'
+        for _ in range(80):  # 5 MiB, without a Content-Length
+            yield b"x" * 65_536
+        yield b'"}'
+
+    response = await api.client.post(
+        "/api/v1/pooler/heartbeat",
+        content=chunks(),
+        headers={**api.bearer(key), "Content-Type": "application/json"},
+    )
+    assert_error(response, 413, "payload_too_large")

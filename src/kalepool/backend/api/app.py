@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -87,8 +87,8 @@ class _MetricsMiddleware:
 
 
 class _BodyLimit:
-    """413 ``payload_too_large`` for a body over ``limit`` bytes, before it is read (by its
-    Content-Length); a chunked body that grows past it is cut off (400)."""
+    """413 ``payload_too_large`` for a body over ``limit`` bytes: before it is read when its
+    Content-Length says so, else as soon as the chunks received pass it."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -110,7 +110,7 @@ class _BodyLimit:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.limit:
-                raise ValueError(f"the body is over {self.limit} bytes")
+                raise HTTPException(413, f"the body is over {self.limit} bytes")
             return message
 
         await self.app(scope, limited, send)
