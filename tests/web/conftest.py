@@ -17,6 +17,7 @@ import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
@@ -101,10 +102,11 @@ async def new_context(chromium: Browser, web_cluster: Cluster) -> AsyncIterator[
     """``await new_context()``: a fresh browser profile (its own cookies) on the dashboard."""
     made: list[BrowserContext] = []
 
-    async def make(viewport: dict[str, int] | None = None) -> BrowserContext:
+    async def make(viewport: dict[str, int] | None = None, **options: Any) -> BrowserContext:
         context = await chromium.new_context(
             base_url=web_cluster.backend_url,
             viewport=viewport or DESKTOP,  # type: ignore[arg-type]
+            **options,
         )
         context.set_default_timeout(15_000)
         made.append(context)

@@ -246,8 +246,15 @@ async def test_forged_cross_site_and_cross_user_requests_are_refused(
     await expect(page_a.get_by_role("link", name="Sign in")).to_be_visible()  # no session came along
     await shots.take(page_a, "09-cross-site-refused")
 
+    # without JavaScript the pages read and the forms work: they are plain HTML forms
+    no_js = await (await new_context(java_script_enabled=False)).new_page()
+    await sign_in(no_js, b["farmer_token"], "/farmer")
+    await no_js.get_by_label("Stake per block").fill("30")
+    await no_js.get_by_role("button", name="Save settings").click()
+    await expect(no_js.locator("[data-test=stake]")).to_have_text("30 %")
+
     assert rows(
         cluster,
-        "select status, stake_bps from farmers where id = any(%s::uuid[]) order by status",
+        "select status, stake_bps from farmers where id = any(%s::uuid[]) order by stake_bps",
         [a["farmer_id"], b["farmer_id"]],
-    ) == [("active", 5000), ("active", 5000)]
+    ) == [("active", 3000), ("active", 5000)]  # B's own change (no JS) only

@@ -316,8 +316,9 @@ async def farmer_blocks(db: Database, *, farmer_id: uuid.UUID, limit: int = 20) 
         indexes = [p[0] for p in pails]
         if not indexes:
             return []
-        stakes = dict(
-            (
+        stakes = {
+            index: stake
+            for index, stake in (
                 await session.execute(
                     select(Planting.block_index, Planting.stake_amount).where(
                         Planting.farmer_id == farmer_id,
@@ -325,10 +326,8 @@ async def farmer_blocks(db: Database, *, farmer_id: uuid.UUID, limit: int = 20) 
                         Planting.status == EventStatus.SUCCEEDED.value,
                     )
                 )
-            )
-            .tuples()
-            .all()
-        )
+            ).all()
+        }
         works = {
             index: (zeros, gap)
             for index, zeros, gap in (
