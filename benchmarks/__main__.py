@@ -13,6 +13,7 @@ BENCHMARKS = {
     "devnet": ["benchmarks.devnet_bench", "--count", "1000"],
     "gateway": ["benchmarks.gateway_bench", "--accounts", "500"],
     "backend": ["benchmarks.backend_bench"],
+    "scale": ["benchmarks.scale_bench", "--farmers", "1000"],
 }
 
 

@@ -100,6 +100,18 @@ class PoolApi:
         data: dict[str, Any] = await self.call("GET", f"/farmers/{farmer.farmer_id}", token=farmer.token)
         return data
 
-    async def pooler_farmers(self, api_key: str) -> dict[str, Any]:
-        data: dict[str, Any] = await self.call("GET", "/pooler/farmers?limit=1000", token=api_key)
+    async def pooler_farmers(self, api_key: str, *, offset: int = 0) -> dict[str, Any]:
+        data: dict[str, Any] = await self.call(
+            "GET", f"/pooler/farmers?limit=1000&offset={offset}", token=api_key
+        )
         return data
+
+    async def pooler_ready_farmers(self, api_key: str) -> int:
+        """How many of the pooler's farmers are ready to plant (every page read)."""
+        ready, offset = 0, 0
+        while True:
+            page = await self.pooler_farmers(api_key, offset=offset)
+            ready += sum(1 for f in page["farmers"] if f["funding_state"] == "ready")
+            offset += page["count"]
+            if not page["count"] or offset >= page["total"]:
+                return ready

@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from stellar_sdk import Keypair
@@ -44,6 +44,15 @@ KALE = 10_000_000
 DEPOSITS_KALE = (0, 100, 250, 500, 1_000, 50, 2_000, 750)
 STAKE_PERCENTAGES = (0, 100, 50, 25, 10, 100, 5, 60)
 POOLER_SHARE_BPS = 1_000
+#: XLM each custodial account and payout wallet is created with (stroops)
+CUSTODIAL_XLM = 100 * KALE
+PAYOUT_XLM = 5 * KALE
+#: accounts one friendbot-funded funder creates (10,000 XLM each: at most 100 accounts a transaction)
+FUNDER_ACCOUNTS = 50
+#: registrations, trustlines and confirmations in flight at once during the set-up
+SETUP_CONCURRENCY = 64
+
+T = TypeVar("T")
 
 Progress = Callable[[str], None]
 
@@ -107,7 +116,12 @@ async def setup_pool(
     deposits: tuple[int, ...] = DEPOSITS_KALE,
     stakes: tuple[int, ...] = STAKE_PERCENTAGES,
 ) -> Pool:
-    """Register and fund poolers and farmers on a started cluster (steps 2 and 3)."""
+    """Register and fund poolers and farmers on a started cluster (steps 2 and 3).
+
+    Built for a thousand farmers as well as eight: registrations and confirmations run
+    side by side (a bounded number at a time); the friendbot funds a few funder accounts
+    only, which create the custodial and payout accounts a hundred per transaction, all
+    funders in the same ledger."""
     assert cluster.devnet is not None
     api = PoolApi(cluster.backend_url, cluster.admin_token)
     gateway = FarmGateway.from_settings(
@@ -126,43 +140,58 @@ async def setup_pool(
             pool.poolers.append(cluster.add_pooler(keypair, pooler_id, api_key))
         _say(progress, f"registering {farmers} farmer(s)")
         payouts = [Keypair.random() for _ in range(farmers)]
-        for i in range(farmers):
+
+        async def register(i: int) -> RegisteredFarmer:
             pooler = pool.poolers[i % poolers]
             pct = stakes[i % len(stakes)]
             data = await api.register_farmer(pooler.pooler_id, payouts[i].public_key, pct)
-            pool.farmers.append(
-                RegisteredFarmer(
-                    farmer_id=str(data["farmer_id"]),
-                    custodial_wallet=str(data["custodial_wallet"]),
-                    token=str(data["farmer_token"]),
-                    pooler_index=pooler.index,
-                    stake_percentage=float(pct),
-                    deposit=deposits[i % len(deposits)] * KALE,
-                    payout_wallet=payouts[i].public_key,
-                )
+            return RegisteredFarmer(
+                farmer_id=str(data["farmer_id"]),
+                custodial_wallet=str(data["custodial_wallet"]),
+                token=str(data["farmer_token"]),
+                pooler_index=pooler.index,
+                stake_percentage=float(pct),
+                deposit=deposits[i % len(deposits)] * KALE,
+                payout_wallet=payouts[i].public_key,
             )
-        _say(progress, "funding the custodial accounts (friendbot) and the payout wallets")
-        await asyncio.gather(
-            *(_friendbot(http, friendbot, f.custodial_wallet) for f in pool.farmers),
-            *(_friendbot(http, friendbot, p.public_key) for p in payouts),
-        )
-    await asyncio.gather(*(gateway.ensure_trustline(p) for p in payouts))
+
+        pool.farmers = await _bounded(SETUP_CONCURRENCY, [register(i) for i in range(farmers)])
+        _say(progress, "funding the custodial accounts and the payout wallets (friendbot-funded funders)")
+        accounts = [Payment(f.custodial_wallet, CUSTODIAL_XLM) for f in pool.farmers]
+        accounts += [Payment(p.public_key, PAYOUT_XLM) for p in payouts]
+        per = FUNDER_ACCOUNTS
+        funders = [Keypair.random() for _ in range(0, len(accounts), per)]
+        await asyncio.gather(*(_friendbot(http, friendbot, f.public_key) for f in funders))
+        batches = [accounts[i : i + per] for i in range(0, len(accounts), per)]
+        await asyncio.gather(*(gateway.create_accounts(f, b) for f, b in zip(funders, batches, strict=True)))
+    _say(progress, "adding the payout wallets' KALE trustlines")
+    await _bounded(SETUP_CONCURRENCY, [gateway.ensure_trustline(p) for p in payouts])
     _say(progress, "confirming the funding (the backend adds each KALE trustline)")
-    await asyncio.gather(*(api.confirm_funding(f) for f in pool.farmers))
+    await _bounded(SETUP_CONCURRENCY, [api.confirm_funding(f) for f in pool.farmers])
     paid = [Payment(f.custodial_wallet, f.deposit, "KALE") for f in pool.farmers if f.deposit > 0]
     if paid:
         _say(progress, f"depositing {sum(p.amount for p in paid) / KALE:,.0f} KALE to {len(paid)} farmer(s)")
         for start in range(0, len(paid), 100):
             await gateway.pay_many(issuer_keypair(), paid[start : start + 100])
         # confirming again journals the deposit
-        await asyncio.gather(*(api.confirm_funding(f) for f in pool.farmers if f.deposit > 0))
+        await _bounded(SETUP_CONCURRENCY, [api.confirm_funding(f) for f in pool.farmers if f.deposit > 0])
     for pooler in pool.poolers:
-        listed = await api.pooler_farmers(pooler.api_key)
-        ready = sum(1 for f in listed["farmers"] if f["funding_state"] == "ready")
+        ready = await api.pooler_ready_farmers(pooler.api_key)
         mine = sum(1 for f in pool.farmers if f.pooler_index == pooler.index)
         if ready != mine:
             raise ClusterError(f"pooler {pooler.index + 1}: {ready} of {mine} farmers are ready to plant")
     return pool
+
+
+async def _bounded(limit: int, calls: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Await ``calls`` with at most ``limit`` running at once; results in order."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(call: Coroutine[Any, Any, T]) -> T:
+        async with semaphore:
+            return await call
+
+    return list(await asyncio.gather(*(one(c) for c in calls)))
 
 
 async def roll_over_when_ripe(gateway: FarmGateway, interval: int, closer: Keypair, *, timeout: float) -> int:
@@ -213,14 +242,18 @@ async def run_blocks(
     threads: int,
     progress: Progress | None,
     timeout: float,
+    on_started: Callable[[], None] | None = None,
 ) -> list[str]:
     """Steps 4 and 5: the poolers run ``blocks`` blocks, then the farm is rolled over and
-    they harvest and exit. Returns the problems seen (empty when all went well)."""
+    they harvest and exit. Returns the problems seen (empty when all went well).
+    ``on_started`` is called once the pooler processes are started."""
     cluster = pool.cluster
     problems: list[str] = []
     deadline = time.monotonic() + timeout
     for pooler in pool.poolers:
         cluster.start_pooler(pooler, blocks=blocks, threads=threads)
+    if on_started is not None:
+        on_started()
     _say(progress, f"started {len(pool.poolers)} pooler(s): {blocks} block(s) each")
 
     def worked(p: PoolerProcess) -> int:

@@ -201,6 +201,7 @@ class WorkSubmitter:
             farmer_id=sub.farmer_id,
             zeros=sub.zeros,
             gap=sub.gap,
+            ledger=sub.ledger,
             early=sub.early,
             tx_hash=sub.tx_hash,
         )
