@@ -60,6 +60,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _stop(proc: subprocess.Popen[bytes] | None, *, kill: bool) -> None:
+    """End a child: SIGTERM (or SIGKILL), then SIGKILL if it lingers."""
+    if proc is None or proc.poll() is not None:
+        return
+    if kill:
+        proc.kill()
+    else:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def _child_env(values: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIX)}
     env.update(values)
@@ -128,6 +143,7 @@ class Cluster:
         self._postgres: Any = None
         self.devnet: DevnetServer | None = None
         self.backend: subprocess.Popen[bytes] | None = None
+        self.workers: subprocess.Popen[bytes] | None = None
         self.backend_port = free_port()
         self.master_key: str | None = None
         self.admin_token = secrets.token_urlsafe(32)
@@ -238,20 +254,28 @@ class Cluster:
                 time.sleep(0.2)
 
     def stop_backend(self, *, kill: bool = False) -> None:
-        proc = self.backend
-        if proc is None:
-            return
-        if proc.poll() is None:
-            if kill:
-                proc.kill()
-            else:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        _stop(self.backend, kill=kill)
         self.backend = None
+
+    def start_workers(self, env: dict[str, str] | None = None) -> None:
+        """Start ``kalepool backend workers`` (auto-harvester, reconciler, payouts) as its
+        own process on the backend's database, as a deployment beside the API would."""
+        if self.workers is not None and self.workers.poll() is None:
+            raise ClusterError("the workers are already running")
+        log = open(self.work_dir / "workers.log", "ab")  # noqa: SIM115 - the child owns it
+        self.workers = subprocess.Popen(
+            [sys.executable, "-m", "kalepool", "backend", "workers"],
+            env=_child_env({**self.backend_environment(), **(env or {})}),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.work_dir,
+        )
+        log.close()
+
+    def stop_workers(self) -> None:
+        _stop(self.workers, kill=False)
+        self.workers = None
 
     def pooler_environment(self, pooler: PoolerProcess, **settings: Any) -> dict[str, str]:
         env = {
@@ -359,6 +383,8 @@ class Cluster:
         for pooler in self.poolers:
             with contextlib.suppress(Exception):
                 self.stop_pooler(pooler, timeout=20)
+        with contextlib.suppress(Exception):
+            self.stop_workers()
         with contextlib.suppress(Exception):
             self.stop_backend()
         if self.devnet is not None:
