@@ -49,8 +49,8 @@ _PATTERNS = [
     # Stellar secret seeds, kalepool API keys and farmer tokens
     (re.compile(r"\bS[A-Z2-7]{55}\b"), REDACTED),
     (re.compile(r"\bkp_(?:pooler|farmer)_[A-Za-z0-9_-]{8,}"), REDACTED),
-    # an Authorization value wherever it is quoted
-    (re.compile(r"(?i)\b(bearer|basic)(\s+|%20)[^" + _END + r"]+"), r"\1\2" + REDACTED),
+    # an Authorization value wherever it is quoted (8+ characters: "bearer token" is prose)
+    (re.compile(r"(?i)\b(bearer|basic)(\s+|%20)[^" + _END + r"]{8,}"), r"\1\2" + REDACTED),
     # URLs: keep scheme://host:port, hide user:password@ and the path and query
     (
         re.compile(
