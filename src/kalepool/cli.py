@@ -614,6 +614,33 @@ def backend_workers(
         print_json(result)
 
 
+@backend_app.command("payouts")
+def backend_payouts(
+    config: ConfigOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be paid now, and why; sign and write nothing.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """One payout run: farmers' rewards, then each pooler's compensations and fees, then the platform's fees.
+
+    With --dry-run, one line per step the run would take now (pay, fail, skip, wait, settle,
+    resume, depart): who, how much and why. Without it, the run is made and what it did is
+    printed as JSON.
+    """
+    from kalepool.backend.runtime import payout_plan, run_payouts
+    from kalepool.backend.services.payouts import format_plan
+    from kalepool.settings import load_settings
+
+    settings = load_settings(config)
+    if not dry_run:
+        print_json(run_payouts(settings))
+    elif as_json:
+        print_json(payout_plan(settings).as_json())
+    else:
+        typer.echo(format_plan(payout_plan(settings)))
+
+
 # --- pooler commands (owned by the pooler part) --------------------------------------------
 
 pooler_app = typer.Typer(

@@ -107,3 +107,30 @@ def test_workers_once_against_the_devnet(
     payouts = report["payouts"]  # nobody to pay in an empty pool; no platform wallet set
     assert (payouts["considered"], payouts["paid"], payouts["errors"]) == (0, 0, 0)
     assert payouts["poolers"]["paid"] == 0 and payouts["platform"]["considered"] == 1
+
+
+def test_payouts_dry_run_and_one_run_against_the_devnet(
+    fresh_database_url: str, devnet: DevnetHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KALEPOOL_DATABASE__URL", fresh_database_url)
+    monkeypatch.setenv("KALEPOOL_STELLAR__RPC_URLS", json.dumps([devnet.rpc_url]))
+    migrate.upgrade(fresh_database_url)
+    planned = runner.invoke(app, ["backend", "payouts", "--dry-run"])  # reads only: no master key needed
+    assert planned.exit_code == 0, planned.output
+    lines = planned.output.strip().splitlines()  # an empty pool: only the platform, with no wallet set
+    assert lines[0].split()[:2] == ["platform", "wait"] and "no_destination" in lines[0]
+    assert lines[-1] == "would pay 0.0000000 KALE (1 wait); nothing was signed or written"
+    as_json = runner.invoke(app, ["backend", "payouts", "--dry-run", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    report = json.loads(as_json.output)
+    assert report["paid"] == 0 and report["actions"] == {"wait": 1}
+    assert [(s["payee"], s["code"]) for s in report["steps"]] == [("platform", "no_destination")]
+
+    refused = runner.invoke(app, ["backend", "payouts"])  # a real run signs: the master key first
+    assert refused.exit_code == 2 and "master key" in refused.output
+    monkeypatch.setenv("KALEPOOL_BACKEND__MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    ran = runner.invoke(app, ["backend", "payouts"])
+    assert ran.exit_code == 0, ran.output
+    done = json.loads(ran.output[ran.output.index("{") :])
+    assert (done["considered"], done["paid"], done["errors"]) == (0, 0, 0)
+    assert done["platform"]["considered"] == 1 and done["poolers"]["considered"] == 0

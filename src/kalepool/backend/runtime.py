@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kalepool.backend.api import BackendContext, create_app
 from kalepool.backend.chain import Chain, UnavailableChain
@@ -30,19 +30,26 @@ from kalepool.backend.logs import configure_logging, get_logger, protect
 from kalepool.lifecycle import sigterm_as_interrupt
 from kalepool.settings import BackendSettings, Settings
 
+if TYPE_CHECKING:
+    from kalepool.backend.services.payouts import PayoutPlan
+
 __all__ = [
     "DatabaseTarget",
     "database_target",
     "default_chain",
     "keyring_from",
+    "payout_plan",
     "rotate_master_key",
     "run_database",
+    "run_payouts",
     "run_workers",
     "serve",
     "uvicorn_options",
 ]
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,60 @@ def rotate_master_key(settings: Settings) -> int:
         return asyncio.run(run(target.url))
 
 
+@contextlib.asynccontextmanager
+async def _database_and_chain(settings: Settings, url: str) -> AsyncIterator[tuple[Database, Chain]]:
+    """The database at ``url`` and the configured chain, closed after the block."""
+    db = Database(url, pool_size=settings.database.pool_size)
+    chain = default_chain(settings)
+    try:
+        yield db, chain
+    finally:
+        close = getattr(chain, "aclose", None)
+        if close is not None:
+            await close()
+        await db.dispose()
+
+
+def _on_database(settings: Settings, run: Callable[[str], Coroutine[Any, Any, T]]) -> T:
+    """``run(url)`` on the configured database (an embedded one migrated first)."""
+    with sigterm_as_interrupt(), database_target(settings) as target:
+        if target.embedded:
+            migrate.upgrade(target.url)
+        return asyncio.run(run(target.url))
+
+
+def payout_plan(settings: Settings) -> PayoutPlan:
+    """What one payout run would pay now, and why: reads only (no master key needed)."""
+    from kalepool.backend.services.payouts import plan_payouts
+
+    _logging(settings)
+
+    async def run(url: str) -> PayoutPlan:
+        async with _database_and_chain(settings, url) as (db, chain):
+            return await plan_payouts(db, chain, settings.backend)
+
+    return _on_database(settings, run)
+
+
+def run_payouts(settings: Settings) -> dict[str, object]:
+    """One payout run (farmers, then the poolers' fees, then the platform's): what it did."""
+    from dataclasses import asdict
+
+    from kalepool.backend.custody import Signer
+    from kalepool.backend.services.common import ChainOps
+    from kalepool.backend.workers import Payouts
+
+    _logging(settings)
+    keyring = keyring_from(settings)
+
+    async def run(url: str) -> dict[str, object]:
+        async with _database_and_chain(settings, url) as (db, chain):
+            ops = ChainOps(db=db, chain=chain, signer=Signer(keyring), settings=settings.backend)
+            return asdict(await Payouts(ops).run_once())
+
+    return _on_database(settings, run)
+
+
 def run_workers(settings: Settings, *, once: bool = False) -> dict[str, object] | None:
     """The auto-harvester and the reconciler without the HTTP server (any number of such
     processes may run beside the servers). ``once``: one run of each, returning what
@@ -210,12 +271,10 @@ def run_workers(settings: Settings, *, once: bool = False) -> dict[str, object] 
     keyring = keyring_from(settings)
 
     async def run(url: str) -> dict[str, object] | None:
-        db = Database(url, pool_size=settings.database.pool_size)
-        chain = default_chain(settings)
-        ops = ChainOps(
-            db=db, chain=chain, signer=Signer(keyring), settings=settings.backend, metrics=Metrics()
-        )
-        try:
+        async with _database_and_chain(settings, url) as (db, chain):
+            ops = ChainOps(
+                db=db, chain=chain, signer=Signer(keyring), settings=settings.backend, metrics=Metrics()
+            )
             if once:
                 harvest = await AutoHarvester(ops).run_once()
                 reconcile = await Reconciler(ops).run_once()
@@ -232,11 +291,6 @@ def run_workers(settings: Settings, *, once: bool = False) -> dict[str, object] 
             finally:
                 await runner.stop()
             return None
-        finally:
-            close = getattr(chain, "aclose", None)
-            if close is not None:
-                await close()
-            await db.dispose()
 
     with sigterm_as_interrupt(), _stopped_by_signals("workers"), database_target(settings) as target:
         if target.embedded:

@@ -186,7 +186,7 @@ def _resume(payout: Payout) -> Planned:
 
 
 def format_plan(plan: PayoutPlan) -> str:
-    """One line per step (``payee``, ``action``, amount, destination: why), then the totals."""
+    """One line per step (who, what, how much, why, to where), then the totals."""
     lines = []
     for s in plan.steps:
         if s.payee == Payee.PLATFORM:
@@ -196,8 +196,8 @@ def format_plan(plan: PayoutPlan) -> str:
         else:
             who = f"{s.payee.value} {s.farmer_id}"
         amount = kale(s.amount) if s.amount else ""
-        to = f" to {s.destination}" if s.destination and s.action in (Action.PAY, Action.RESUME) else ""
-        lines.append(f"{who:<49} {s.action.value:<6} {amount:>22}{to}: {s.code}: {s.reason}")
+        to = f" (to {s.destination})" if s.destination and s.action in (Action.PAY, Action.RESUME) else ""
+        lines.append(f"{who:<49} {s.action.value:<6} {amount:>22}  {s.code}: {s.reason}{to}")
     counts = Counter(s.action.value for s in plan.steps)
     summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "nothing to do"
     lines.append(f"would pay {kale(plan.paid)} ({summary}); nothing was signed or written")

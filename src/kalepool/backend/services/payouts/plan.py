@@ -263,7 +263,7 @@ def plan_farmer(f: FarmerFigures, settings: BackendSettings) -> Planned | None:
         return step(
             Action.PAY, "everything", f"leaving: everything it owns ({kale(owed)} on the journal)", amount
         )
-    why = f"its rewards: earned {kale(f.owed.earned)}, paid {kale(-f.owed.paid)}"
+    why = f"earned {kale(f.owed.earned)}, paid {kale(-f.owed.paid)}"
     if amount < owed:
         why += f"; {kale(owed - amount)} not in its account yet"
     return step(Action.PAY, "rewards", why, amount)
@@ -366,7 +366,7 @@ def fee_payments(owner: FeeOwner, claim: int, sources: Sequence[tuple[int, uuid.
         if left <= 0:
             return
         amount = min(held, left)
-        why = f"its fees held in farmer {source_id}'s account ({kale(held)}), claim left {kale(left)}"
+        why = f"{kale(held)} held in farmer {source_id}'s account, claim left {kale(left)}"
         sent = yield Planned(
             owner.payee, Action.PAY, "fees", why, amount, None, owner.pooler_id, source_id, owner.destination
         )
