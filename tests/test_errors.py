@@ -101,7 +101,7 @@ def _validation_error() -> ValidationError:
         (ConfigError("backend.master_key: no master key configured"), 2, "backend.master_key: no master"),
         (InvalidInput("amount", "must be positive"), 2, "amount: must be positive"),
         (StateError("the state file is malformed"), 2, "the state file is malformed"),
-        (NetworkMismatch("block_interval", 300, 60, where="the backend"), 2, "block_interval: this side"),
+        (NetworkMismatch("block_interval", 300, 60, here="the backend"), 2, "block_interval: the backend"),
         (FileNotFoundError(2, "No such file or directory", "/nope.toml"), 2, "/nope.toml: No such file"),
         (_validation_error(), 2, "invalid _section: port: Input should be greater than or equal to 0"),
         (GatewayError("RPC down\nsecond line\nthird"), 1, "RPC down"),

@@ -36,14 +36,16 @@ class ConfigError(KalePoolError):
 
 
 class NetworkMismatch(ConfigError):
-    """Two parts of the pool are configured for different networks (or the RPC they
-    reach is not the network they were told): ``fact`` names what differs, ``ours`` and
-    ``theirs`` the two values."""
+    """Two parts of the pool work on different networks (or the RPC a part reaches is not
+    the network it was told): ``fact`` names what differs, ``ours`` (``here``) and
+    ``theirs`` (``there``) the two values."""
 
     code = "network_mismatch"
 
-    def __init__(self, fact: str, ours: object, theirs: object, *, where: str = "the network") -> None:
-        super().__init__(f"{fact}: this side has {ours!r}, {where} has {theirs!r}")
+    def __init__(
+        self, fact: str, ours: object, theirs: object, *, here: str = "this process", there: str = "another"
+    ) -> None:
+        super().__init__(f"{fact}: {here} has {ours!r}, {there} has {theirs!r}")
         self.fact = fact
         self.ours = ours
         self.theirs = theirs

@@ -26,7 +26,11 @@ from kalepool.kale.networks import NetworkName, NetworkProfile, profile
 
 
 class StellarSettings(BaseModel):
-    """How to reach the chain. Unset fields fall back to the network profile."""
+    """How to reach the chain. Unset fields fall back to the network profile.
+
+    The network's timing (block interval, ledger time) is not a setting: every part
+    learns it from the network (``FarmGateway.learn_network``), so no two parts can be
+    told different values."""
 
     network: NetworkName = "devnet"
     rpc_urls: list[str] | None = Field(default=None, description="RPC URLs, tried in order")
@@ -41,9 +45,6 @@ class StellarSettings(BaseModel):
     max_inclusion_fee: int = Field(default=10_000, ge=100, description="cap on the inclusion fee, stroops")
     launchtube_url: str | None = None
     launchtube_token: SecretStr | None = None
-    block_interval: int | None = Field(
-        default=None, ge=1, description="KALE block interval, s (default: the network's; a devnet's own)"
-    )
 
     def profile(self) -> NetworkProfile:
         """The network profile with this section's overrides applied."""
@@ -55,7 +56,6 @@ class StellarSettings(BaseModel):
             farm_contract_id=self.farm_contract_id or base.farm_contract_id,
             kale_issuer=self.kale_issuer or base.kale_issuer,
             kale_sac_id=self.kale_sac_id or base.kale_sac_id,
-            block_interval=self.block_interval or base.block_interval,
             friendbot_url=base.friendbot_url,
         )
 
@@ -233,9 +233,6 @@ class PoolerSettings(BaseModel):
     secret_file: Path | None = Field(default=None, description="file holding the S... secret")
     state_file: Path = Field(default=Path(".kalepool/pooler-state.json"), description="resume state")
     poll_interval: float = Field(default=5.0, gt=0, description="seconds between farm reads")
-    block_interval: int | None = Field(
-        default=None, ge=1, description="override; default: the network's (the devnet reports its own)"
-    )
     max_farmers: int | None = Field(default=None, ge=1, description="plant and mine at most this many")
     threads: int | None = Field(default=None, ge=1, description="mining threads (default: miner.threads)")
     split: str = Field(default="fair", pattern="^(fair|reward)$", description="hash sharing policy")

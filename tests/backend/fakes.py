@@ -26,6 +26,7 @@ from kalepool.backend.chain import (
     PlantOutcome,
     TrustlineOutcome,
 )
+from kalepool.kale.networks import DEVNET, NetworkFacts
 
 TRUSTLINE_FEE = 100
 
@@ -37,6 +38,16 @@ class FakeChain:
     #: raised by the next call (then cleared)
     fail_next: ChainError | None = None
     latest_ledger: int = 1000
+    facts: NetworkFacts = field(
+        default_factory=lambda: NetworkFacts(
+            network="devnet",
+            passphrase=DEVNET.passphrase,
+            farm_contract_id=DEVNET.farm_contract_id,
+            kale_sac_id=DEVNET.kale_sac_id,
+            block_interval=DEVNET.block_interval,
+            ledger_seconds=5.0,
+        )
+    )
 
     def fund(self, account_id: str, xlm: int, kale: int | None = None) -> None:
         self.ledger[account_id] = AccountInfo(
@@ -81,6 +92,10 @@ class FakeChain:
             latest_ledger=self.latest_ledger,
             close_time=0,
         )
+
+    async def network(self) -> NetworkFacts:
+        self._enter("network", "")
+        return self.facts
 
     async def block_entropy(self, block_index: int) -> bytes | None:
         self._enter("block_entropy", str(block_index))

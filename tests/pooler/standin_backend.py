@@ -58,6 +58,9 @@ class StandInBackend:
     plantable: int | None = None  # heartbeat answer (default: every farmer)
     fail_next: int = 0  # answer 503 to this many requests first
     fail_plants: dict[str, int] = field(default_factory=dict)  # farmer id -> plants to fail (rpc_timeout)
+    #: the backend's network facts: a request naming others is refused (409 network_mismatch)
+    network: dict[str, Any] | None = None
+    networks_seen: list[dict[str, Any]] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def app(self) -> Starlette:
@@ -80,9 +83,21 @@ class StandInBackend:
     async def _farmers(self, request: Request) -> JSONResponse:
         return _json(w.PoolerFarmerList(pooler_id=uuid.UUID(self.pooler_id), farmers=[], count=0, total=0))
 
+    def _other_network(self, body: dict[str, Any]) -> JSONResponse | None:
+        theirs = body.get("network")
+        if theirs is not None:
+            self.networks_seen.append(theirs)
+        for fact, ours in (self.network or {}).items():
+            if theirs is not None and theirs.get(fact) != ours:
+                message = f"{fact}: the backend has {ours!r}, the pooler has {theirs.get(fact)!r}"
+                return JSONResponse({"error": {"code": "network_mismatch", "message": message}}, 409)
+        return None
+
     async def _heartbeat(self, request: Request) -> JSONResponse:
         w.HeartbeatRequest.model_validate(await request.json())
         self.heartbeats += 1
+        if (refused := self._other_network(await request.json())) is not None:
+            return refused
         plantable = len(self.farmers) if self.plantable is None else self.plantable
         return _json(
             w.HeartbeatResponse(
@@ -95,7 +110,10 @@ class StandInBackend:
     async def _plant(self, request: Request) -> JSONResponse:
         if (busy := self._unavailable()) is not None:
             return busy
-        body = w.PlantRequest.model_validate(await request.json())
+        raw = await request.json()
+        if (refused := self._other_network(raw)) is not None:
+            return refused
+        body = w.PlantRequest.model_validate(raw)
         target = body.block_index
         async with self.lock:
             self.plant_requests.append(target)

@@ -75,7 +75,7 @@ async def test_plant_request_retries_5xx_and_parses_the_answer() -> None:
         answer = await c.plant_request(8, max_farmers=10)
     assert len(seen) == 3
     body = json.loads(seen[-1].content)
-    assert body == {"block_index": 8, "pooler_id": POOLER, "max_farmers_capacity": 10}
+    assert body == {"block_index": 8, "pooler_id": POOLER, "network": None, "max_farmers_capacity": 10}
     assert seen[-1].headers["authorization"] == "Bearer kp_pooler_secret"
     assert len({r.headers["idempotency-key"] for r in seen}) == 1  # the same request each time
     assert answer.by_block() == {8: answer.planted_farmers}

@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 
 from kalepool.devnet.testing import DevnetHandle
+from kalepool.errors import ConfigError
 from kalepool.pooler.service import PoolerService
 from kalepool.pooler.state import StateJournal
 from kalepool.stellar import FarmGateway
+from kalepool.wire.pooler import NetworkFacts
 
-from .conftest import INTERVAL
+from .conftest import INTERVAL, stellar
 from .standin_backend import StandInBackend
 
 pytestmark = pytest.mark.slow
@@ -180,3 +182,20 @@ async def test_graceful_stop_finishes_the_block_and_the_status_renders(
     assert sorted(backend.works) == [index]
     assert {w["farmer_id"] for w in backend.works[index]} == {f.farmer_id for f in backend.farmers}
     assert StateJournal.read(service.journal.path).blocks == {}
+
+
+async def test_a_backend_on_another_network_stops_the_pooler(
+    make_service: Any, backend: StandInBackend, devnet: DevnetHandle
+) -> None:
+    """The pooler sends the facts it learnt from the network; a backend that works on
+    another network refuses them, and the pooler stops saying which fact differs."""
+    async with FarmGateway.from_settings(stellar(devnet)) as gateway:
+        facts = await gateway.learn_network()
+    assert facts.block_interval == INTERVAL  # the devnet's own, not the profile's
+    backend.network = {**facts.shared(), "block_interval": 300}
+    service = make_service()
+    service.client.network = NetworkFacts(**facts.shared())
+    with pytest.raises(ConfigError, match=f"block_interval: the backend has 300, the pooler has {INTERVAL}"):
+        await asyncio.wait_for(service.run(), timeout=60)
+    assert backend.networks_seen[0] == facts.shared()
+    assert backend.plant_requests == []

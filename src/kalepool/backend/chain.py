@@ -27,6 +27,7 @@ from stellar_sdk import Keypair
 
 from kalepool.backend.enums import Attribution
 from kalepool.errors import KalePoolError
+from kalepool.kale.networks import NetworkFacts
 
 __all__ = [
     "AccountInfo",
@@ -142,6 +143,9 @@ class FarmView:
     latest_ledger: int
     close_time: int
     next_rollover_time: int | None = None
+    #: when the current block started (``FarmBlock.timestamp``) and the network's interval
+    block_start: int | None = None
+    block_interval: int | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +232,10 @@ class Chain(Protocol):
         """The farm's index, its block's entropy, ripeness, pause flag and latest ledger."""
         ...
 
+    async def network(self) -> NetworkFacts:
+        """What the network is, as learnt from it (once): the facts a pooler's must match."""
+        ...
+
     async def block_entropy(self, block_index: int) -> bytes | None:
         """``Block(index).entropy``; ``None`` when the block does not exist (or expired)."""
         ...
@@ -294,6 +302,9 @@ class UnavailableChain:
         raise self._fail()
 
     async def farm(self) -> FarmView:
+        raise self._fail()
+
+    async def network(self) -> NetworkFacts:
         raise self._fail()
 
     async def block_entropy(self, block_index: int) -> bytes | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kalepool.backend.api import BackendContext, create_app
-from kalepool.backend.chain import Chain, UnavailableChain
+from kalepool.backend.chain import Chain, ChainError, UnavailableChain
 from kalepool.backend.custody import Keyring
 from kalepool.backend.db import migrate
 from kalepool.backend.db.session import Database
@@ -96,6 +96,20 @@ def keyring_from(settings: Settings) -> Keyring:
     return Keyring.from_settings(key, backend.master_key_file)
 
 
+def check_network(settings: Settings) -> None:
+    """Before a process starts: the RPC must serve the network the settings name (a
+    mismatch is a one-line error). One that cannot be reached yet is only logged: the
+    chain learns the network on first use."""
+    from kalepool.backend.stellar_chain import learn_network
+
+    try:
+        facts = learn_network(settings.stellar)
+    except ChainError as exc:
+        log.warning("the network cannot be read yet: it is learnt on first use", error=exc.message)
+        return
+    log.info("network", **facts.as_json())
+
+
 def default_chain(settings: Settings) -> Chain:
     """The Stellar gateway for ``settings.stellar`` (the devnet unless configured otherwise)."""
     from kalepool.backend.stellar_chain import GatewayChain
@@ -118,6 +132,8 @@ def serve(
     keyring = keyring_from(settings)  # fail before starting anything if the key is missing
     if settings.backend.admin_token is None:
         log.warning("backend.admin_token is not set: the operator endpoints refuse every request")
+    if chain_factory is None:
+        check_network(settings)
     chain = (chain_factory or default_chain)(settings)
     if isinstance(chain, UnavailableChain):
         log.warning("no Stellar gateway configured: chain calls answer 503", reason=chain.reason)
@@ -269,6 +285,7 @@ def run_workers(settings: Settings, *, once: bool = False) -> dict[str, object] 
 
     _logging(settings)
     keyring = keyring_from(settings)
+    check_network(settings)
 
     async def run(url: str) -> dict[str, object] | None:
         async with _database_and_chain(settings, url) as (db, chain):

@@ -40,8 +40,9 @@ from kalepool.backend.chain import (
     TrustlineOutcome,
 )
 from kalepool.backend.enums import Attribution
-from kalepool.errors import InvalidInput
+from kalepool.errors import InvalidInput, NetworkMismatch
 from kalepool.kale.errors import FarmError, FarmErrorCode, TokenError, TokenErrorCode
+from kalepool.kale.networks import NetworkFacts
 from kalepool.kale.storage import account_ledger_key, block_ledger_key, trustline_ledger_key
 from kalepool.kale.types import Block
 from kalepool.settings import StellarSettings
@@ -67,7 +68,7 @@ from kalepool.stellar.decode import account_state, trustline_state
 from kalepool.stellar.gateway import DEFAULT_BASE_RESERVE
 from kalepool.stellar.sequences import AccountLock
 
-__all__ = ["GatewayChain", "translate_error"]
+__all__ = ["GatewayChain", "learn_network", "translate_error"]
 
 _F, _C, _B = Attribution.FARMER, Attribution.CHAIN, Attribution.BACKEND
 _ENTROPY_CACHE = 1_024
@@ -149,12 +150,26 @@ async def _translated() -> AsyncIterator[None]:
         raise translate_error(exc) from exc
 
 
+def learn_network(settings: StellarSettings) -> NetworkFacts:
+    """What the configured RPC's network is (its own event loop and gateway: for a check
+    before a server starts). Raises :class:`~kalepool.errors.NetworkMismatch` when it is
+    not the network the settings name, a :class:`ChainError` when it cannot be read."""
+
+    async def learn() -> NetworkFacts:
+        async with FarmGateway.from_settings(settings) as gateway, _translated():
+            return await gateway.learn_network()
+
+    return asyncio.run(learn())
+
+
 class GatewayChain:
     """:class:`~kalepool.backend.chain.Chain` over a :class:`FarmGateway` (one per process)."""
 
     def __init__(self, gateway: FarmGateway) -> None:
         self.gateway = gateway
         self._entropy: dict[int, bytes] = {}  # Block(i).entropy never changes once created
+        self._facts: NetworkFacts | None = None
+        self._learning = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: StellarSettings) -> GatewayChain:
@@ -224,7 +239,21 @@ class GatewayChain:
             )
         return out
 
+    async def network(self) -> NetworkFacts:
+        """Learnt from the network on first use (the block interval the farm's ripeness
+        is judged with included), then remembered. A network other than the settings
+        name raises :class:`~kalepool.errors.NetworkMismatch`."""
+        async with self._learning:
+            if self._facts is None:
+                try:
+                    async with _translated():
+                        self._facts = await self.gateway.learn_network()
+                except NetworkMismatch as exc:  # this backend's settings: nothing can work
+                    raise ChainUnavailable(str(exc), code="network_mismatch", attributed_to=_B) from exc
+            return self._facts
+
     async def farm(self) -> FarmView:
+        await self.network()
         async with _translated():
             state = await self.gateway.farm_state()
         if state.block is not None:
@@ -237,6 +266,8 @@ class GatewayChain:
             latest_ledger=state.latest_ledger,
             close_time=state.close_time,
             next_rollover_time=state.next_rollover_time,
+            block_start=state.block_start,
+            block_interval=state.block_interval,
         )
 
     async def block_entropy(self, block_index: int) -> bytes | None:

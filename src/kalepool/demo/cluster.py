@@ -195,7 +195,6 @@ class Cluster:
             "KALEPOOL_STELLAR__NETWORK": "devnet",
             "KALEPOOL_STELLAR__RPC_URLS": json.dumps([self.rpc_url]),
             "KALEPOOL_STELLAR__POLL_INTERVAL": str(min(1.0, max(0.1, self.ledger_seconds / 4))),
-            "KALEPOOL_STELLAR__BLOCK_INTERVAL": str(self.block_interval),
             "KALEPOOL_STELLAR__REQUEST_TIMEOUT": "5",  # a local devnet answers in milliseconds
         }
 
@@ -284,7 +283,6 @@ class Cluster:
             "KALEPOOL_POOLER__API_KEY": pooler.api_key,
             "KALEPOOL_POOLER__SECRET": pooler.keypair.secret,
             "KALEPOOL_POOLER__STATE_FILE": str(pooler.state_file),
-            "KALEPOOL_POOLER__BLOCK_INTERVAL": str(self.block_interval),
             "KALEPOOL_POOLER__POLL_INTERVAL": str(min(5.0, max(0.5, self.ledger_seconds))),
             "KALEPOOL_POOLER__HEARTBEAT_INTERVAL": str(max(5, self.block_interval // 2)),
             "KALEPOOL_POOLER__MIN_MINE_SECONDS": str(round(self.block_interval / 3, 1)),

@@ -9,10 +9,12 @@ hash of a fixed label.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
 
 from stellar_sdk import Asset, StrKey
+
+from kalepool.errors import NetworkMismatch
 
 NetworkName = Literal["mainnet", "testnet", "devnet"]
 
@@ -50,6 +52,41 @@ class NetworkProfile:
     @property
     def kale_asset(self) -> Asset:
         return Asset(self.kale_code, self.kale_issuer)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkFacts:
+    """What the network a gateway talks to is, as learnt from it and its profile
+    (``FarmGateway.learn_network``): never a setting copied by hand between parts.
+
+    ``ledger_seconds`` is the expected time between ledgers (a devnet reports its own;
+    the public networks close one every ~5 s); it is not compared between parts."""
+
+    network: str
+    passphrase: str
+    farm_contract_id: str
+    kale_sac_id: str
+    block_interval: int
+    ledger_seconds: float
+
+    #: the facts two parts of one pool must agree on
+    SHARED: ClassVar[tuple[str, ...]] = ("passphrase", "farm_contract_id", "kale_sac_id", "block_interval")
+
+    def shared(self) -> dict[str, Any]:
+        """The facts two parts compare (what a pooler sends the backend)."""
+        return {name: getattr(self, name) for name in self.SHARED}
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def check(self, theirs: dict[str, Any], *, here: str, there: str) -> None:
+        """Raise :class:`NetworkMismatch` on the first shared fact ``theirs`` gives
+        differently (facts it does not give are not compared)."""
+        for name in self.SHARED:
+            value = theirs.get(name)
+            if value is not None and value != getattr(self, name):
+                raise NetworkMismatch(name, getattr(self, name), value, here=here, there=there)
+
 
 
 MAINNET = NetworkProfile(

@@ -25,9 +25,10 @@ import httpx
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from kalepool.errors import KalePoolError
+from kalepool.errors import ConfigError, KalePoolError
 from kalepool.wire import parse
 from kalepool.wire import pooler as w
+from kalepool.wire.codes import ErrorCode
 
 __all__ = [
     "API_PREFIX",
@@ -35,6 +36,7 @@ __all__ = [
     "BackendClient",
     "BackendRejected",
     "BackendUnavailable",
+    "NetworkRefused",
     "format_earnings",
 ]
 
@@ -57,6 +59,13 @@ class BackendUnavailable(BackendCallError):
     """No usable answer after every retry (connection refused, timeouts, 5xx, 429)."""
 
     code = "backend_unavailable"
+
+
+class NetworkRefused(ConfigError):
+    """The backend works on another network than this pooler (409 ``network_mismatch``):
+    nothing can be planted until one of them is configured anew."""
+
+    code = "network_mismatch"
 
 
 class BackendRejected(BackendCallError):
@@ -113,6 +122,8 @@ class BackendClient:
             transport=transport,
         )
         self.pooler_id: str | None = None
+        #: the network facts the backend checks against its own (learnt from the network)
+        self.network: w.NetworkFacts | None = None
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -147,7 +158,10 @@ class BackendClient:
                     _retry_after(response),
                 )
             if response.status_code >= 400:
-                raise _rejected(response)
+                rejected = _rejected(response)
+                if rejected.error_code == ErrorCode.NETWORK_MISMATCH:
+                    raise NetworkRefused(f"the backend refused our network: {rejected.message}")
+                raise rejected
             if response.status_code == 204 or not response.content:
                 return None
             return response.json()
@@ -214,6 +228,7 @@ class BackendClient:
     ) -> w.HeartbeatResponse:
         body = w.HeartbeatRequest(
             pooler_id=uuid.UUID(await self.whoami()),
+            network=self.network,
             status=status,
             hash_rate=hash_rate,
             current_block=current_block,
@@ -225,7 +240,12 @@ class BackendClient:
     async def plant_request(self, block_index: int, *, max_farmers: int | None = None) -> w.PlantResponse:
         """Ask the backend to plant our farmers for ``block_index`` (safe to repeat)."""
         pooler_id = uuid.UUID(await self.whoami())
-        body = w.PlantRequest(block_index=block_index, pooler_id=pooler_id, max_farmers_capacity=max_farmers)
+        body = w.PlantRequest(
+            block_index=block_index,
+            pooler_id=pooler_id,
+            network=self.network,
+            max_farmers_capacity=max_farmers,
+        )
         return await self.call("POST", "/pooler/plant-request", w.PlantResponse, body)
 
     async def work_complete(

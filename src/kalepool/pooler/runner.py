@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import httpx
 from stellar_sdk import Keypair
 
 from kalepool.errors import ConfigError
@@ -25,29 +23,9 @@ from kalepool.pooler.client import BackendClient
 from kalepool.pooler.service import PoolerService
 from kalepool.settings import Settings
 from kalepool.stellar import FarmGateway
+from kalepool.wire import pooler as w
 
-__all__ = ["build_service", "discover_network_timing", "load_keypair", "run_until_stopped"]
-
-
-async def discover_network_timing(
-    gateway: FarmGateway, *, network: str, timeout: float = 10.0
-) -> tuple[int, float]:
-    """``(block_interval, ledger_seconds)`` of the network: the profile's, or what a
-    devnet reports of itself (``devnet_info``)."""
-    interval, ledger_seconds = gateway.profile.block_interval, 5.0
-    if network != "devnet":
-        return interval, ledger_seconds
-    body = {"jsonrpc": "2.0", "id": 1, "method": "devnet_info"}
-    async with httpx.AsyncClient(timeout=timeout) as http:
-        for url in gateway.profile.rpc_urls:
-            try:
-                response = await http.post(url, json=body)
-                info = response.json().get("result") or {}
-            except (httpx.HTTPError, ValueError):
-                continue
-            if "block_interval" in info:
-                return int(info["block_interval"]), float(info.get("ledger_seconds") or ledger_seconds)
-    return interval, ledger_seconds
+__all__ = ["build_service", "load_keypair", "run_until_stopped"]
 
 
 def load_keypair(secret: str | None, secret_file: Path | None) -> Keypair:
@@ -79,11 +57,7 @@ async def build_service(
         raise ConfigError("the pooler's API key is missing: set pooler.api_key (KALEPOOL_POOLER__API_KEY)")
     gateway = FarmGateway.from_settings(settings.stellar)
     try:
-        interval, ledger_seconds = await discover_network_timing(gateway, network=settings.stellar.network)
-        override = ps.block_interval or settings.stellar.block_interval
-        if override is not None:
-            interval = override
-        gateway.profile = dataclasses.replace(gateway.profile, block_interval=interval)
+        facts = await gateway.learn_network()  # the backend compares them on every request
     except BaseException:
         await gateway.close()
         raise
@@ -91,14 +65,15 @@ async def build_service(
         ps.backend_url, ps.api_key.get_secret_value(), timeout=ps.request_timeout, retries=ps.retries
     )
     client.pooler_id = ps.pooler_id  # None: asked from the backend at start
+    client.network = w.NetworkFacts(**facts.shared())
     threads = ps.threads or settings.miner.threads or default_threads()
     return PoolerService(
         ps,
         gateway=gateway,
         client=client,
         keypair=keypair,
-        interval=interval,
-        ledger_seconds=ledger_seconds,
+        interval=facts.block_interval,
+        ledger_seconds=facts.ledger_seconds,
         threads=threads,
         max_blocks=max_blocks,
     )

@@ -49,7 +49,7 @@ from kalepool.errors import KalePoolError
 from kalepool.miner import search
 from kalepool.miner.searcher import Searcher, Solution
 from kalepool.pooler.channels import ChannelPool, channels_for, derive_channels, ensure_channels
-from kalepool.pooler.client import BackendCallError, BackendClient, BackendUnavailable
+from kalepool.pooler.client import BackendCallError, BackendClient, BackendUnavailable, NetworkRefused
 from kalepool.pooler.decide import (
     Action,
     ActiveBlock,
@@ -163,6 +163,8 @@ class PoolerService:
         self.draining_since: float | None = None
         self._drain_logged = 0.0
         self._stop = asyncio.Event()
+        #: why the service cannot go on (raised by :meth:`run` once it has shut down)
+        self.fatal: KalePoolError | None = None
         self._done = asyncio.Event()
         self._rate_samples: deque[tuple[float, int]] = deque(maxlen=40)
 
@@ -191,6 +193,14 @@ class PoolerService:
                     await asyncio.wait_for(self._stop.wait(), timeout=self.settings.poll_interval)
         finally:
             await self.shutdown()
+        if self.fatal is not None:
+            raise self.fatal
+
+    def _refused(self, exc: NetworkRefused) -> None:
+        """The backend works on another network than ours: nothing can be planted; stop."""
+        log.error("pooler.network_mismatch", error=str(exc))
+        self.fatal = exc
+        self.request_stop()
 
     async def start(self) -> None:
         """Load the state, learn who we are and how many farmers to expect, warm the
@@ -460,7 +470,11 @@ class PoolerService:
         if not retry:
             self.phase = Phase.PLANTING
         asked_at = self.chain_now()
-        mine = await self.planting.ask(target, retry=retry)
+        try:
+            mine = await self.planting.ask(target, retry=retry)
+        except NetworkRefused as exc:
+            self._refused(exc)
+            return
         for index in sorted(mine):
             await self._take_planted(index, mine[index], asked_at)
         if mine:
@@ -719,6 +733,9 @@ class PoolerService:
         while True:
             try:
                 await self._heartbeat()
+            except NetworkRefused as exc:
+                self._refused(exc)
+                return
             except Exception as exc:  # never let the loop die unseen (a closed client, say)
                 log.warning("pooler.heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(self.settings.heartbeat_interval)

@@ -29,6 +29,7 @@ while the block it was mined for is still the farm's current block; otherwise it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Self
 
@@ -38,9 +39,9 @@ from stellar_sdk import xdr as sx
 from stellar_sdk.operation import ChangeTrust, InvokeHostFunction
 from stellar_sdk.operation import Payment as PaymentOp
 
-from kalepool.errors import InvalidInput
+from kalepool.errors import InvalidInput, NetworkMismatch
 from kalepool.kale.errors import FarmError, FarmErrorCode
-from kalepool.kale.networks import NetworkProfile
+from kalepool.kale.networks import NetworkFacts, NetworkProfile
 from kalepool.kale.pow import leading_zeros
 from kalepool.kale.storage import (
     account_ledger_key,
@@ -87,6 +88,8 @@ __all__ = ["DEFAULT_BASE_RESERVE", "MAX_PAYMENTS", "FarmGateway"]
 
 log = structlog.get_logger(__name__)
 
+#: Seconds between ledgers on the public networks (a devnet reports its own).
+PUBLIC_LEDGER_SECONDS = 5.0
 #: Base reserve (stroops) assumed when the RPC sends no ledger header.
 DEFAULT_BASE_RESERVE = 5_000_000
 #: Operations in one payout transaction.
@@ -291,6 +294,42 @@ class FarmGateway:
         if entry is None:
             raise GatewayError(f"the farm contract {self.farm_id} does not exist on this network")
         return FarmInstance.from_instance_scval(_contract_value(entry.xdr)).farm_index
+
+    async def learn_network(self) -> NetworkFacts:
+        """Ask the network what it is, check it against the profile, and adopt its timing.
+
+        The passphrase comes from ``getNetwork``; a kalepool devnet also reports its
+        contracts, block interval and ledger time (``devnet_info``), a public network's
+        come from its profile. The farm contract must exist. The profile's block interval
+        is then the network's, so :meth:`farm_state` judges ripeness as the network does.
+        Raises :class:`~kalepool.errors.NetworkMismatch` when the RPC serves another
+        network than the profile names, a ``NetworkError`` when it cannot be reached.
+        """
+        profile = self.profile
+        here = f"the {profile.name} profile"
+        there = f"the RPC at {self.rpc.current_url}"
+        passphrase = await self.rpc.network_passphrase()
+        if passphrase != profile.passphrase:
+            raise NetworkMismatch("passphrase", profile.passphrase, passphrase, here=here, there=there)
+        interval, ledger_seconds = profile.block_interval, PUBLIC_LEDGER_SECONDS
+        info = await self.rpc.devnet_info()
+        if info is not None:
+            for fact, ours in (("farm_contract_id", self.farm_id), ("kale_sac_id", self.token_id)):
+                if getattr(info, fact) != ours:
+                    raise NetworkMismatch(fact, ours, getattr(info, fact), here=here, there=there)
+            interval, ledger_seconds = info.block_interval, info.ledger_seconds
+        await self.farm_index()  # the farm contract is there
+        self.profile = dataclasses.replace(profile, block_interval=interval)
+        facts = NetworkFacts(
+            network=profile.name,
+            passphrase=passphrase,
+            farm_contract_id=self.farm_id,
+            kale_sac_id=self.token_id,
+            block_interval=interval,
+            ledger_seconds=ledger_seconds,
+        )
+        log.info("network.learnt", **facts.as_json())
+        return facts
 
     # ================================================================== actions
 

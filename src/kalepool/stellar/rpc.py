@@ -17,11 +17,13 @@ the network is for the submit pipeline to find out (by hash), not for a blind re
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
+from pydantic import BaseModel
 from stellar_sdk import TransactionEnvelope
 from stellar_sdk import exceptions as sdk_errors
 from stellar_sdk import soroban_rpc as wire
@@ -182,6 +184,23 @@ class RpcClient:
         response = await self._call("getNetwork", lambda s: s.get_network())
         return response.passphrase
 
+    async def friendbot_url(self) -> str | None:
+        """The network's friendbot (``getNetwork``; test networks only)."""
+        response = await self._call("getNetwork", lambda s: s.get_network())
+        return response.friendbot_url
+
+    async def devnet_info(self) -> DevnetInfo | None:
+        """What a kalepool devnet reports of itself (``devnet_info``); ``None`` from a
+        network that does not know the method (every real one)."""
+        request = wire.Request[None](id=_next_id(), method="devnet_info", params=None)
+        try:
+            # the SDK sends any JSON-RPC request through its (private) _post
+            return await self._call("devnet_info", lambda s: s._post(request, DevnetInfo))
+        except RpcError as exc:
+            if exc.rpc_code == _METHOD_NOT_FOUND:
+                return None
+            raise
+
     async def latest_ledger(self) -> LatestLedger:
         r = await self._call("getLatestLedger", lambda s: s.get_latest_ledger())
         return LatestLedger(
@@ -239,6 +258,24 @@ class RpcClient:
 
     async def transaction(self, tx_hash: str) -> wire.GetTransactionResponse:
         return await self._call("getTransaction", lambda s: s.get_transaction(tx_hash))
+
+
+_METHOD_NOT_FOUND = -32601
+_ids = itertools.count(1)
+
+
+def _next_id() -> int:
+    return next(_ids)
+
+
+class DevnetInfo(BaseModel):
+    """The part of ``devnet_info`` the pool reads."""
+
+    network_passphrase: str
+    farm_contract_id: str
+    kale_sac_id: str
+    block_interval: int
+    ledger_seconds: float
 
 
 def _translate(method: str, url: str, exc: Exception, timeout: float) -> NetworkError | None:

@@ -35,6 +35,7 @@ __all__ = [
     "HeartbeatResponse",
     "Hex32",
     "Int32",
+    "NetworkFacts",
     "PayoutPublic",
     "PlantRequest",
     "PlantResponse",
@@ -152,8 +153,19 @@ class PoolerEarnings(Answer):
 # --- heartbeat -------------------------------------------------------------------------------
 
 
+class NetworkFacts(Request):
+    """The network a pooler works on, as it learnt it from the network (the backend
+    compares them with its own: a difference is refused, 409 ``network_mismatch``)."""
+
+    passphrase: Text = Field(max_length=256)
+    farm_contract_id: Text = Field(max_length=56)
+    kale_sac_id: Text = Field(max_length=56)
+    block_interval: Int32
+
+
 class HeartbeatRequest(Request):
     pooler_id: uuid.UUID
+    network: NetworkFacts | None = Field(default=None, description="the pooler's network: checked")
     status: Text | None = Field(default=None, max_length=64, examples=["mining"])
     version: Text | None = Field(default=None, max_length=64)
     hash_rate: float | None = Field(
@@ -179,6 +191,7 @@ class PlantRequest(Request):
         description="the block to plant in: the farm's index, or index + 1 when the block is ripe"
     )
     pooler_id: uuid.UUID
+    network: NetworkFacts | None = Field(default=None, description="the pooler's network: checked")
     max_farmers_capacity: int | None = Field(
         default=None,
         strict=True,

@@ -47,7 +47,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kalepool.backend import journal
 from kalepool.backend.accounting import held_fees, stake_for
-from kalepool.backend.chain import AccountInfo, ChainError, ChainTxExpired, ChainTxInDoubt, PlantOutcome
+from kalepool.backend.chain import (
+    AccountInfo,
+    ChainError,
+    ChainTxExpired,
+    ChainTxInDoubt,
+    FarmView,
+    PlantOutcome,
+)
 from kalepool.backend.db import pails as q
 from kalepool.backend.db import repositories as repo
 from kalepool.backend.db.models import Farmer, Pail, Planting
@@ -147,7 +154,7 @@ async def plant_request(
     started = time.perf_counter()
     farm = await ops.chain.farm()  # nothing is attempted when the farm cannot be read
     landing = farm.index + 1 if farm.ripe else farm.index
-    problem = _block_problem(block_index, farm.index, farm.ripe, farm.paused)
+    problem = _block_problem(block_index, farm)
     async with ops.db.transaction() as session:
         farmers = list(await repo.plantable_farmers(session, pooler_id=pooler_id))
         existing = await q.pails_for_plant_request(
@@ -376,21 +383,34 @@ def _pick_planted(pails: Sequence[Pail]) -> dict[uuid.UUID, Pail]:
     return out
 
 
-def _block_problem(requested: int, index: int, ripe: bool, paused: bool) -> Failure | None:
+def _block_problem(requested: int, farm: FarmView) -> Failure | None:
+    """Why ``requested`` cannot be planted now, saying what the farm's timing is: the
+    ledger time, when the farm's block started and the interval after which it is ripe."""
+    index = farm.index
+    if farm.block_start is not None and farm.block_interval is not None:
+        ripe_at = farm.block_start + farm.block_interval
+        timing = (
+            f"ledger time {farm.close_time}, block {index} started at {farm.block_start}, "
+            f"interval {farm.block_interval} s: "
+            + ("ripe since" if farm.ripe else f"ripe in {ripe_at - farm.close_time} s, at")
+            + f" {ripe_at}"
+        )
+    else:
+        timing = f"ledger time {farm.close_time}, block {index} " + ("ripe" if farm.ripe else "not ripe")
     if requested < index:
         return Failure(
             ErrorCode.STALE_BLOCK,
-            f"block {requested} is over: the farm is at block {index}",
+            f"block {requested} is over: the farm is at block {index} ({timing})",
             Attribution.POOLER,
         )
-    if requested > index + 1 or (requested == index + 1 and not ripe):
-        opening = index + 1 if ripe else index
+    if requested > index + 1 or (requested == index + 1 and not farm.ripe):
+        opening = index + 1 if farm.ripe else index
         return Failure(
             ErrorCode.FUTURE_BLOCK,
-            f"block {requested} is not open: a plant now lands in block {opening}",
+            f"block {requested} is not open: a plant now lands in block {opening} ({timing})",
             Attribution.POOLER,
         )
-    if paused:
+    if farm.paused:
         return Failure(ErrorCode.FARM_PAUSED, "the farm is paused: nobody can plant", Attribution.CHAIN)
     return None
 

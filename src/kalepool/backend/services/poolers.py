@@ -13,18 +13,21 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from kalepool.backend import journal
+from kalepool.backend.chain import Chain, ChainError
 from kalepool.backend.db import repositories as repo
 from kalepool.backend.db.models import BlockOperation, Farmer, Payout, Pooler
 from kalepool.backend.db.session import Database
 from kalepool.backend.enums import ApiKeyKind, Asset, FarmerStatus, FundingState, JournalKind
 from kalepool.backend.errors import Conflict, NotFound
 from kalepool.backend.security import IssuedKey, issue_key
+from kalepool.errors import NetworkMismatch
 
 __all__ = [
     "BlockReport",
     "PoolerEarnings",
     "PoolerSummary",
     "block_report",
+    "check_network",
     "create_pooler",
     "earnings",
     "heartbeat",
@@ -70,6 +73,24 @@ async def create_pooler(
 async def list_poolers(db: Database) -> list[PoolerSummary]:
     async with db.transaction() as session:
         return [PoolerSummary(p, t, r) for p, t, r in await repo.list_poolers(session)]
+
+
+async def check_network(chain: Chain, theirs: dict[str, Any] | None, *, required: bool = False) -> None:
+    """Refuse a pooler whose network facts differ from the backend's own: 409
+    ``network_mismatch`` naming the fact and both values. ``required``: the chain must be
+    read for the check (a plant-request); otherwise a chain that cannot be read skips it."""
+    if theirs is None:
+        return
+    try:
+        ours = await chain.network()
+    except ChainError:
+        if required:
+            raise
+        return
+    try:
+        ours.check(theirs, here="the backend", there="the pooler")
+    except NetworkMismatch as exc:
+        raise Conflict(str(exc), code="network_mismatch", field=f"network.{exc.fact}") from None
 
 
 async def heartbeat(db: Database, *, pooler_id: uuid.UUID, payload: dict[str, Any]) -> tuple[datetime, int]:

@@ -66,29 +66,40 @@ async def earnings(context: ContextDep, principal: PoolerDep) -> w.PoolerEarning
     return views.pooler_earnings(await poolers.earnings(context.db, pooler_id=principal.pooler_id))
 
 
-@router.post("/heartbeat", response_model=w.HeartbeatResponse, responses=responses(401, 403, 422, 429))
+@router.post(
+    "/heartbeat", response_model=w.HeartbeatResponse, responses=responses(401, 403, 409, 422, 429)
+)
 async def heartbeat(
     body: w.HeartbeatRequest, context: ContextDep, principal: PoolerDep
 ) -> w.HeartbeatResponse:
-    """The pooler is alive; answers how many of its farmers can be planted."""
+    """The pooler is alive; answers how many of its farmers can be planted. A pooler on
+    another network than the backend's (``network``) is refused: 409 ``network_mismatch``."""
     pooler_id = own_pooler(principal, body.pooler_id)
+    await poolers.check_network(context.chain, body.network.model_dump() if body.network else None)
     payload = body.model_dump(mode="json", exclude={"pooler_id"}, exclude_none=True)
     received_at, plantable = await poolers.heartbeat(context.db, pooler_id=pooler_id, payload=payload)
     return w.HeartbeatResponse(pooler_id=pooler_id, received_at=received_at, plantable_farmers=plantable)
 
 
 _CHAIN = responses(400, 401, 403, 422, 429, 502, 503)
+_PLANT = responses(400, 401, 403, 409, 422, 429, 502, 503)
 
 
-@router.post("/plant-request", response_model=w.PlantResponse, responses=_CHAIN)
+@router.post("/plant-request", response_model=w.PlantResponse, responses=_PLANT)
 async def plant_request(body: w.PlantRequest, context: ContextDep, principal: PoolerDep) -> w.PlantResponse:
     """Plant every active farmer of the pooler whose custodial account is ready, in parallel.
+
+    A pooler on another network than the backend's (``network``) is refused first: 409
+    ``network_mismatch``, naming the fact and both values.
 
     Idempotent: farmers an earlier request planted in this block are answered again
     (``already_planted``), never planted twice. ``block_index`` of each planted farmer is
     the block the plant really landed in, ``entropy`` that block's entropy.
     """
     pooler_id = own_pooler(principal, body.pooler_id)
+    await poolers.check_network(
+        context.chain, body.network.model_dump() if body.network else None, required=True
+    )
     report = await planting.plant_request(
         context.ops, pooler_id=pooler_id, block_index=body.block_index, capacity=body.max_farmers_capacity
     )
