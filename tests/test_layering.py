@@ -5,9 +5,13 @@
 - ``stellar``, ``devnet`` and ``miner`` build on ``kale``, ``errors`` and ``settings`` only.
 - ``wire`` (the pooler API's contract, spoken by both sides) builds on ``errors`` only.
 - ``backend`` and ``pooler`` are applications: only ``kalepool.cli``, the end-to-end demo
-  ``kalepool.demo`` (and each package itself) may import them. The pooler reaches the
+  ``kalepool.demo``, the health check ``kalepool.doctor``, the suites' helpers
+  ``kalepool.testing`` (and each package itself) may import them. The pooler reaches the
   backend over HTTP only: it builds on ``stellar``, ``miner``, ``kale``, ``wire``,
-  ``errors`` and ``settings``.
+  ``errors`` and ``settings``. The backend builds on ``stellar``, ``kale``, ``wire``,
+  ``errors``, ``settings`` and ``lifecycle``, and reaches the chain through one adapter:
+  only ``kalepool.backend.stellar_chain`` imports ``kalepool.stellar``.
+- ``pool_api`` (the operator's and farmers' HTTP client) knows only ``errors``.
 - ``errors`` is the root of the exception tree and imports no kalepool module.
 """
 
@@ -25,14 +29,23 @@ SRC = Path(kalepool.__file__).parent
 
 ALLOWED: dict[str, set[str]] = {
     "kale": {"kale", "errors"},
+    "settings": {"settings", "kale", "errors"},
     "devnet": {"devnet", "kale", "errors", "settings"},
     "stellar": {"stellar", "kale", "errors", "settings"},
     "miner": {"miner", "kale", "errors", "settings"},
     "errors": {"errors"},
     "wire": {"wire", "errors"},
+    "lifecycle": {"lifecycle"},
+    "__main__": {"__main__", "cli"},
+    "pool_api": {"pool_api", "errors"},
     "pooler": {"pooler", "stellar", "miner", "kale", "wire", "errors", "settings"},
+    "backend": {"backend", "stellar", "kale", "wire", "errors", "settings", "lifecycle"},
 }
 APPLICATIONS = {"backend", "pooler"}
+#: the importers an application may have, besides itself
+APPLICATION_USERS = {"cli", "demo", "doctor", "testing"}
+#: the backend's one way to the chain
+CHAIN_ADAPTER = "kalepool.backend.stellar_chain"
 IO_MODULES = {
     "socket", "ssl", "select", "selectors", "asyncio", "http", "urllib", "urllib3",
     "httpx", "aiohttp", "requests", "websockets", "os", "pathlib", "io", "shutil",
@@ -107,8 +120,20 @@ def test_dependency_direction(name: str, path: Path) -> None:
     if own in ALLOWED:
         assert used <= ALLOWED[own], f"{name} may not import kalepool.{sorted(used - ALLOWED[own])}"
     for app in APPLICATIONS & used:
-        allowed = {"cli", "demo", "testing", app}
-        assert own in allowed, f"{name} imports kalepool.{app}; only the cli, demo and testing may"
+        assert own in APPLICATION_USERS | {app}, f"{name} imports kalepool.{app}"
+    if own == "backend" and name != CHAIN_ADAPTER:
+        assert "stellar" not in used, f"{name} imports kalepool.stellar: only {CHAIN_ADAPTER} may"
+
+
+def test_every_part_has_rules() -> None:
+    """A new top-level part gets an allowed set (or is one of the applications' users)."""
+    parts = {part(name) for name, _ in MODULES} - {""}
+    assert parts <= set(ALLOWED) | APPLICATION_USERS, sorted(parts - set(ALLOWED) - APPLICATION_USERS)
+
+
+def test_the_backend_reaches_the_chain_through_its_adapter_only() -> None:
+    users = {n for n, p in MODULES if part(n) == "backend" and "stellar" in kalepool_parts(imports(n, p))}
+    assert users == {CHAIN_ADAPTER}
 
 
 @pytest.mark.parametrize(

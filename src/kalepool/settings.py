@@ -266,6 +266,21 @@ class PoolerSettings(BaseModel):
     )
 
 
+class FarmerSettings(BaseModel):
+    """``kalepool farmer ...``: one farmer's access to the pool's API.
+
+    ``kalepool farmer register --save FILE`` writes the farmer's id and token to a file
+    (mode 0600) that the other commands read (``--credentials FILE``, or
+    ``farmer.credentials_file``); ``farmer.farmer_id`` and ``farmer.token`` (env
+    ``KALEPOOL_FARMER__TOKEN``) take precedence over the file.
+    """
+
+    backend_url: str = Field(default="http://127.0.0.1:8080", description="the pool backend's base URL")
+    credentials_file: Path | None = Field(default=None, description="written by `farmer register --save`")
+    farmer_id: str | None = None
+    token: SecretStr | None = Field(default=None, description="the farmer's token (kp_farmer_...)")
+
+
 class DemoSettings(BaseModel):
     """``kalepool demo``: the whole pool on one machine."""
 
@@ -297,6 +312,7 @@ class Settings(BaseSettings):
     miner: MinerSettings = MinerSettings()
     backend: BackendSettings = BackendSettings()
     pooler: PoolerSettings = PoolerSettings()
+    farmer: FarmerSettings = FarmerSettings()
     demo: DemoSettings = DemoSettings()
     log_level: str = "INFO"
     log_json: bool = False

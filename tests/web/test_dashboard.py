@@ -24,9 +24,9 @@ from stellar_sdk import Keypair
 
 from kalepool.backend.web.format import kale
 from kalepool.demo import Cluster, Pool
-from kalepool.demo.api import PoolApi, RegisteredFarmer
 from kalepool.demo.runner import _friendbot
 from kalepool.devnet import issuer_keypair
+from kalepool.pool_api import PoolApi, RegisteredFarmer
 from kalepool.settings import StellarSettings
 from kalepool.stellar import FarmGateway, Payment
 from tests.e2e.helpers import close_and_harvest, rows
@@ -201,7 +201,7 @@ async def test_forged_cross_site_and_cross_user_requests_are_refused(
     api = PoolApi(cluster.backend_url, cluster.admin_token)
     try:
         name = f"web-refusals-{secrets.token_hex(2)}"
-        pooler_id, _ = await api.create_pooler(name, Keypair.random().public_key, 0)
+        pooler_id = (await api.create_pooler(name, Keypair.random().public_key, 0))["pooler"]["pooler_id"]
         a = await api.register_farmer(pooler_id, Keypair.random().public_key, 50)
         b = await api.register_farmer(pooler_id, Keypair.random().public_key, 50)
     finally:

@@ -30,10 +30,10 @@ from typing import Any, TypeVar
 import httpx
 from stellar_sdk import Keypair
 
-from kalepool.demo.api import PoolApi, RegisteredFarmer
 from kalepool.demo.cluster import Cluster, ClusterError, PoolerProcess
 from kalepool.demo.report import DemoReport, FarmerRow, collect
 from kalepool.devnet import issuer_keypair
+from kalepool.pool_api import PoolApi, RegisteredFarmer
 from kalepool.settings import StellarSettings
 from kalepool.stellar import FarmGateway, Payment
 
@@ -134,9 +134,10 @@ async def setup_pool(
         for _ in range(poolers):
             keypair = Keypair.random()
             await _friendbot(http, friendbot, keypair.public_key)
-            pooler_id, api_key = await api.create_pooler(
+            created = await api.create_pooler(
                 f"demo-pooler-{len(cluster.poolers) + 1}", keypair.public_key, POOLER_SHARE_BPS
             )
+            pooler_id, api_key = str(created["pooler"]["pooler_id"]), str(created["api_key"])
             pool.poolers.append(cluster.add_pooler(keypair, pooler_id, api_key))
         _say(progress, f"registering {farmers} farmer(s)")
         payouts = [Keypair.random() for _ in range(farmers)]
@@ -167,14 +168,15 @@ async def setup_pool(
     _say(progress, "adding the payout wallets' KALE trustlines")
     await _bounded(SETUP_CONCURRENCY, [gateway.ensure_trustline(p) for p in payouts])
     _say(progress, "confirming the funding (the backend adds each KALE trustline)")
-    await _bounded(SETUP_CONCURRENCY, [api.confirm_funding(f) for f in pool.farmers])
+    await _bounded(SETUP_CONCURRENCY, [api.confirm_funding(f.farmer_id, f.token) for f in pool.farmers])
     paid = [Payment(f.custodial_wallet, f.deposit, "KALE") for f in pool.farmers if f.deposit > 0]
     if paid:
         _say(progress, f"depositing {sum(p.amount for p in paid) / KALE:,.0f} KALE to {len(paid)} farmer(s)")
         for start in range(0, len(paid), 100):
             await gateway.pay_many(issuer_keypair(), paid[start : start + 100])
         # confirming again journals the deposit
-        await _bounded(SETUP_CONCURRENCY, [api.confirm_funding(f) for f in pool.farmers if f.deposit > 0])
+        funded = [f for f in pool.farmers if f.deposit > 0]
+        await _bounded(SETUP_CONCURRENCY, [api.confirm_funding(f.farmer_id, f.token) for f in funded])
     for pooler in pool.poolers:
         ready = await api.pooler_ready_farmers(pooler.api_key)
         mine = sum(1 for f in pool.farmers if f.pooler_index == pooler.index)

@@ -40,6 +40,8 @@ __all__ = [
     "create_database",
     "drop_database",
     "psycopg_url",
+    "running_port",
+    "running_server",
     "sqlalchemy_url",
     "with_database",
 ]
@@ -106,6 +108,23 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # alive, another user's
         return True
     return True
+
+
+def running_server(data_dir: Path) -> tuple[int, int | None] | None:
+    """``(pid, port)`` of a PostgreSQL server running on ``data_dir`` (its ``postmaster.pid``)."""
+    try:
+        lines = (Path(data_dir) / "postmaster.pid").read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
+    return (pid, port) if _pid_alive(pid) else None
+
+
+def running_port(data_dir: Path) -> int | None:
+    """The port of a server running on ``data_dir``, if one is."""
+    found = running_server(data_dir)
+    return found[1] if found else None
 
 
 def _make_traversable(path: Path) -> None:
@@ -231,13 +250,7 @@ class EmbeddedPostgres:
 
     def _server_found(self) -> tuple[int, int | None] | None:
         """``(pid, port)`` of a server already running on this data directory."""
-        try:
-            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
-            pid = int(lines[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
-        return (pid, port) if _pid_alive(pid) else None
+        return running_server(self.data_dir)
 
     def _owner(self) -> int | None:
         try:
