@@ -72,6 +72,7 @@ class DevnetSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     ledger_seconds: float = Field(default=5.0, gt=0)
+    time_scale: float = Field(default=1.0, gt=0, description="chain seconds per wall-clock second")
     block_interval: int = Field(default=300, ge=1)
     temp_ttl: int = Field(default=17_280, ge=1, description="ledgers a temporary entry lives")
     state_file: Path | None = None

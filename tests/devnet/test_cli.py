@@ -24,6 +24,8 @@ def test_devnet_command_serves_and_stops(tmp_path: Path) -> None:
             "0",
             "--ledger-seconds",
             "0.2",
+            "--time-scale",
+            "5",
             "--block-interval",
             "30",
             "--temp-ttl",
@@ -42,6 +44,7 @@ def test_devnet_command_serves_and_stops(tmp_path: Path) -> None:
         url = first.rsplit(" ", 1)[1].strip()
         info = json.loads(proc.stdout.readline())
         assert info["rpc_url"] == url and info["block_interval"] == 30 and info["temp_ttl"] == 99
+        assert info["time_scale"] == 5 and info["clock"] == "wall"
         assert httpx.get(url.rstrip("/") + "/devnet").json() == info
 
         def latest() -> int:
@@ -67,3 +70,14 @@ def test_devnet_help_lists_the_options() -> None:
     )
     for option in ("--host", "--port", "--ledger-seconds", "--block-interval", "--temp-ttl", "--state"):
         assert option in out.stdout
+
+
+def test_sub_second_ledgers_without_a_time_scale_are_refused() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kalepool", "devnet", "--port", "0", "--ledger-seconds", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1 and "set time_scale to 2 or more" in done.stderr

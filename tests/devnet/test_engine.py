@@ -53,8 +53,10 @@ def test_ledgers_chain_by_hash_and_time() -> None:
         d.advance_time(-1)
 
 
-def test_sub_second_ledgers_still_advance_one_second() -> None:
-    d = engine(ledger_seconds=0.2)
+def test_sub_second_ledgers_need_an_explicit_time_scale() -> None:
+    with pytest.raises(ValueError, match="time_scale to 5 or more"):
+        engine(ledger_seconds=0.2)  # close times are whole seconds: it would run 5x fast unsaid
+    d = engine(ledger_seconds=0.2, time_scale=5)
     t0 = d.latest().close_time
     assert [d.close_ledger().close_time - t0 for _ in range(3)] == [1, 2, 3]
 
@@ -67,6 +69,26 @@ def test_wall_clock_mode_follows_the_clock() -> None:
     assert d.close_ledger().close_time == 1_900_000_008  # strictly increasing even if the clock stalls
     d.advance_time(60)
     assert d.close_ledger().close_time == 1_900_000_067
+
+
+def test_wall_clock_close_times_follow_the_time_scale() -> None:
+    """0.5 s ledgers at twice the wall clock's pace: 16 ledgers in 8 s are 16 chain seconds
+    (before, each ledger added at least 1 s: chain time ran 2x wall time, unsaid)."""
+    now = [1_900_000_000.0]
+    d = Devnet(DevnetConfig(clock="wall", ledger_seconds=0.5, time_scale=2, wall_clock=lambda: now[0]))
+    start = d.latest().close_time
+    for _ in range(16):
+        now[0] += 0.5
+        d.close_ledger()
+    assert d.latest().close_time - start == 16 and d.ahead_seconds() == 0
+    one = Devnet(DevnetConfig(clock="wall", ledger_seconds=1, wall_clock=lambda: now[0]))
+    begin = one.latest().close_time
+    for _ in range(10):
+        now[0] += 1
+        one.close_ledger()
+    assert one.latest().close_time - begin == 10 and one.ahead_seconds() == 0
+    one.close_ledgers(5)  # the controls close faster than the clock: reported, not hidden
+    assert one.ahead_seconds() == 5
 
 
 def test_fees_and_sequence_are_charged_on_failure_and_nothing_else_changes() -> None:
@@ -190,7 +212,7 @@ def _temporary_entry(d: Devnet) -> tuple[str, str]:
 
 def test_timer_closes_ledgers_by_itself() -> None:
     """The one test that waits on the wall clock: the auto-close timer."""
-    with DevnetServer(DevnetConfig(ledger_seconds=0.1), port=0, auto_close=True) as server:
+    with DevnetServer(DevnetConfig(ledger_seconds=0.1, time_scale=10), port=0, auto_close=True) as server:
         start = server.engine.latest().sequence
         deadline = time.monotonic() + 5
         while server.engine.latest().sequence < start + 3 and time.monotonic() < deadline:

@@ -85,17 +85,34 @@ def test_unknown_method_is_32601(devnet: DevnetHandle) -> None:
     assert reply["id"] == 1
 
 
-def test_unparsable_body_and_invalid_requests(devnet: DevnetHandle) -> None:
-    response = httpx.post(devnet.rpc_url, content=b"{not json", headers={"content-type": "application/json"})
-    assert response.json()["error"]["code"] == -32700
+def test_http_as_stellar_rpcs_json_rpc_bridge(devnet: DevnetHandle) -> None:
+    url = devnet.rpc_url
+    json_type = {"content-type": "application/json"}
+    broken = httpx.post(url, content=b"{not json", headers=json_type)
+    assert broken.status_code == 500 and broken.text == "[-32600] invalid request\n"  # an HTTP error
+    plain = httpx.post(
+        url, content=b'{"jsonrpc":"2.0","id":1,"method":"getHealth"}', headers={"content-type": "text/plain"}
+    )
+    assert plain.status_code == 415
+    latin = httpx.post(url, content=b"{}", headers={"content-type": "application/json; charset=latin-1"})
+    assert latin.status_code == 415
+    got = httpx.get(url)
+    assert got.status_code == 405 and got.headers["accept-post"] == "application/json"
+    note = httpx.post(url, json={"jsonrpc": "2.0", "method": "getHealth"})
+    assert note.status_code == 204 and note.content == b""  # a notification gets no reply
+    assert httpx.post(url, json=[]).status_code == 204
     assert post(devnet, {"id": 3, "method": "getHealth"})["error"]["code"] == -32600
-    assert post(devnet, [])["error"]["code"] == -32600
     batch = post(
         devnet,
         [{"jsonrpc": "2.0", "id": 1, "method": "getHealth"}, {"jsonrpc": "2.0", "id": 2, "method": "x"}],
     )
     assert [r.get("result", {}).get("status") for r in batch] == ["healthy", None]
     assert batch[1]["error"]["code"] == -32601
+    alone = post(
+        devnet,
+        [{"jsonrpc": "2.0", "method": "getHealth"}, {"jsonrpc": "2.0", "id": 9, "method": "getHealth"}],
+    )
+    assert alone["id"] == 9 and alone["result"]["status"] == "healthy"  # one reply: sent alone
 
 
 def test_params_by_position_are_refused(devnet: DevnetHandle) -> None:
@@ -108,8 +125,12 @@ def test_malformed_xdr_is_32602(devnet: DevnetHandle) -> None:
     with pytest.raises(SorobanRpcErrorResponse) as send:
         server.send_transaction("AAAAbm90IGEgdHJhbnNhY3Rpb24=")
     assert send.value.code == -32602
+    garbage = call(devnet, "simulateTransaction", {"transaction": "%%%"})["result"]
+    assert garbage == {
+        "error": "Could not unmarshal transaction",
+        "latestLedger": 0,
+    }  # a result, as stellar-rpc
     for method, params in [
-        ("simulateTransaction", {"transaction": "%%%"}),
         ("sendTransaction", {"transaction": base64.b64encode(b"\x00\x00\x00\x02garbage").decode()}),
         ("getLedgerEntries", {"keys": ["AAAA"]}),
         ("getLedgerEntries", {"keys": []}),
@@ -191,12 +212,8 @@ def test_bad_simulation_and_event_params(devnet: DevnetHandle) -> None:
         .set_timeout(60)
         .build()
     )
-    assert (
-        call(devnet, "simulateTransaction", {"transaction": tx.to_xdr(), "authMode": "maybe"})["error"][
-            "code"
-        ]
-        == -32602
-    )
+    maybe = call(devnet, "simulateTransaction", {"transaction": tx.to_xdr(), "authMode": "maybe"})["result"]
+    assert maybe["error"].startswith("optional 'authMode' must be one of enforce,record")
     ok = call(devnet, "simulateTransaction", {"transaction": tx.to_xdr(), "authMode": "record"})["result"]
     assert "error" not in ok and isinstance(ok["minResourceFee"], str)
     assert (

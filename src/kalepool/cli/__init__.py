@@ -237,6 +237,15 @@ def devnet_command(
         float | None,
         typer.Option(min=0.05, help=setting_help("Seconds between ledger closes", "devnet.ledger_seconds")),
     ] = None,
+    time_scale: Annotated[
+        float | None,
+        typer.Option(
+            help=setting_help(
+                "Chain seconds per wall-clock second: ledger close times follow the clock times this",
+                "devnet.time_scale",
+            )
+        ),
+    ] = None,
     block_interval: Annotated[
         int | None,
         typer.Option(min=1, help=setting_help("KALE block interval in seconds", "devnet.block_interval")),
@@ -264,6 +273,7 @@ def devnet_command(
     settings = load_settings(config).devnet
     devnet_config = DevnetConfig(
         ledger_seconds=ledger_seconds if ledger_seconds is not None else settings.ledger_seconds,
+        time_scale=time_scale if time_scale is not None else settings.time_scale,
         block_interval=block_interval if block_interval is not None else settings.block_interval,
         temp_ttl=temp_ttl if temp_ttl is not None else settings.temp_ttl,
     )

@@ -121,6 +121,8 @@ class DevnetConfig:
     wall_clock: Callable[[], float] = field(default=time.time, repr=False)
     seed: int | None = None  # seeds the recording-auth nonces (tests)
     fees: FeeSchedule = field(default_factory=FeeSchedule)  # the network's fee settings
+    #: chain seconds per wall second (ledger close times follow the wall clock × this)
+    time_scale: float = 1.0
     #: diagnostic events in applied transactions' meta (stellar-core's
     #: ENABLE_SOROBAN_DIAGNOSTIC_EVENTS, on at stellar-rpc's public nodes); simulation has them always
     diagnostic_events: bool = True
@@ -128,6 +130,15 @@ class DevnetConfig:
     def __post_init__(self) -> None:
         if self.ledger_seconds <= 0:
             raise ValueError("ledger_seconds: must be positive")
+        if not self.time_scale > 0:
+            raise ValueError("time_scale: must be positive")
+        if self.ledger_seconds * self.time_scale < 1:
+            raise ValueError(
+                f"ledger_seconds × time_scale = {self.ledger_seconds * self.time_scale:g}: close times are "
+                "whole seconds and strictly increasing, so a ledger must stand for at least one second of "
+                f"chain time; set time_scale to {1 / self.ledger_seconds:g} or more to run chain time that "
+                "much faster than the wall clock"
+            )
         if self.block_interval < 1:
             raise ValueError("block_interval: must be at least 1 second")
         if self.temp_ttl < 1:
@@ -192,22 +203,40 @@ class Devnet:
         self._next_snapshot = 1
         self.on_close: list[Callable[[LedgerInfo], None]] = []
         self.dropped: dict[str, str] = {}  # hash -> why it left the queue unapplied
+        self._anchor_wall = self.wall()
+        self._anchor_chain = self._anchor_wall
         self.state = state if state is not None else self._genesis()
+        # a chain loaded from a file runs on from where it was if it is ahead of the clock
+        self._anchor_chain = max(self._anchor_wall, self.state.latest.close_time - self.state.time_shift)
 
     # ----------------------------------------------------------------- clock
 
     def wall(self) -> float:
         return self.config.wall_clock()
 
+    def chain_time(self) -> float:
+        """What the clock says now, in chain seconds: in ``wall`` mode the wall clock
+        × ``time_scale`` since this engine started (from where the chain was), in
+        ``virtual`` mode the ledgers closed × ``ledger_seconds × time_scale``; plus the
+        time advanced by ``advance_time``."""
+        s = self.state
+        if self.config.clock == "virtual":
+            return s.genesis_time + s.virtual_elapsed + s.time_shift
+        return self._anchor_chain + (self.wall() - self._anchor_wall) * self.config.time_scale + s.time_shift
+
+    def ahead_seconds(self) -> int:
+        """How far the latest close time runs ahead of the clock (ledgers closed faster
+        than one per chain second, by the controls): 0 when it does not."""
+        return max(0, self.state.latest.close_time - int(self.chain_time()))
+
+    def _ledger_step(self) -> float:
+        return self.config.ledger_seconds * self.config.time_scale
+
     def _next_close_time(self) -> int:
         s = self.state
-        prev = s.latest.close_time
         if self.config.clock == "virtual":
-            s.virtual_elapsed += max(1.0, self.config.ledger_seconds)
-            now = s.genesis_time + s.virtual_elapsed + s.time_shift
-        else:
-            now = self.wall() + s.time_shift
-        return max(prev + 1, int(now))
+            s.virtual_elapsed += self._ledger_step()
+        return max(s.latest.close_time + 1, int(self.chain_time()))
 
     def advance_time(self, seconds: float) -> int:
         """Move the clock forward; the next ledger closes at least that much later.
@@ -216,12 +245,8 @@ class Devnet:
             raise DevnetError("seconds: must be a non-negative number (time only moves forward)")
         with self.lock:
             self.state.time_shift += seconds
-            s = self.state
-            if self.config.clock == "virtual":
-                base = s.genesis_time + s.virtual_elapsed + max(1.0, self.config.ledger_seconds)
-            else:
-                base = self.wall()
-            return max(s.latest.close_time + 1, int(base + s.time_shift))
+            step = self._ledger_step() if self.config.clock == "virtual" else 0.0
+            return max(self.state.latest.close_time + 1, int(self.chain_time() + step))
 
     # --------------------------------------------------------------- genesis
 

@@ -25,7 +25,6 @@ Non-standard **test controls** all start with ``devnet_``:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -47,30 +46,26 @@ from kalepool.devnet.history import (
     ledger_records,
     transaction_fields,
 )
+from kalepool.devnet.jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    HttpReply,
+    RpcError,
+    error_reply,
+    serve,
+)
 from kalepool.devnet.ledger import PROTOCOL_VERSION, EventRecord
 from kalepool.devnet.meta import entry_to_json
 
 log = logging.getLogger(__name__)
-
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
 
 MAX_LEDGER_ENTRY_KEYS = 200
 DEFAULT_EVENTS_LIMIT = 100
 MAX_EVENTS_LIMIT = 10_000
 VERSION = "kalepool-devnet 0.1.0"
 _HASH = re.compile(r"^[0-9a-fA-F]{64}$")
-
-
-class RpcError(Exception):
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data
 
 
 Params = dict[str, Any]
@@ -122,20 +117,12 @@ class DevnetRPC:
 
     # ------------------------------------------------------------ transport
 
-    def handle_bytes(self, body: bytes) -> dict[str, Any] | list[dict[str, Any]] | None:
-        """One HTTP body in, one JSON document out (``None`` for an empty batch reply)."""
-        try:
-            request = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return _error(None, PARSE_ERROR, "parse error")
-        if isinstance(request, list):
-            if not request:
-                return _error(None, INVALID_REQUEST, "empty batch")
-            replies = [self.handle(item) for item in request]
-            return [r for r in replies if r is not None] or None
-        return self.handle(request)
+    def handle_http(self, method: str, content_type: str | None, body: bytes) -> HttpReply:
+        """One HTTP request to the endpoint (see :mod:`.jsonrpc`)."""
+        return serve(method, content_type, body, self.handle)
 
     def handle(self, request: Any) -> dict[str, Any]:
+        """One request object → its reply."""
         if not isinstance(request, dict):
             return _error(None, INVALID_REQUEST, "invalid request")
         rid = request.get("id")
@@ -263,13 +250,7 @@ class DevnetRPC:
             raise RpcError(
                 INVALID_PARAMS, "invalid parameters: instructionLeeway must be a non-negative integer"
             )
-        auth_mode = params.get("authMode")
-        if auth_mode not in (None, "", "enforce", "record", "record_allow_nonroot"):
-            raise RpcError(INVALID_PARAMS, f"invalid parameters: unknown authMode {auth_mode!r}")
-        try:
-            sim = self.engine.simulate(envelope, auth_mode or None, leeway)
-        except ValueError as err:
-            raise RpcError(INVALID_PARAMS, f"invalid_xdr: {err}") from err
+        sim = self.engine.simulate(envelope, params.get("authMode") or None, leeway)
         out: dict[str, Any] = {"latestLedger": sim.latest_ledger}
         if sim.error is not None:
             out["error"] = sim.error
@@ -478,11 +459,7 @@ class DevnetRPC:
 # ------------------------------------------------------------------ helpers
 
 
-def _error(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data if isinstance(data, str) else json.dumps(data)
-    return {"jsonrpc": "2.0", "id": rid, "error": error}
+_error = error_reply
 
 
 def _required_str(params: Params, name: str) -> str:

@@ -99,6 +99,9 @@ class DevnetServer:
             "kale_sac_id": cfg.kale_sac_id,
             "block_interval": cfg.block_interval,
             "ledger_seconds": cfg.ledger_seconds,
+            "time_scale": cfg.time_scale,
+            "clock": cfg.clock,
+            "ahead_seconds": self.engine.ahead_seconds(),
             "temp_ttl": cfg.temp_ttl,
             "auto_close": self.auto_close,
         }
@@ -183,10 +186,8 @@ class DevnetServer:
     def _build_app(self) -> Starlette:
         async def rpc(request: Request) -> Response:
             body = await request.body()
-            reply = self.rpc.handle_bytes(body)
-            if reply is None:
-                return Response(status_code=204)
-            return JSONResponse(reply)
+            reply = self.rpc.handle_http(request.method, request.headers.get("content-type"), body)
+            return Response(reply.body, reply.status, headers=reply.headers, media_type=reply.content_type)
 
         async def devnet_info(request: Request) -> Response:
             return JSONResponse(self.info())
@@ -221,9 +222,8 @@ class DevnetServer:
 
         return Starlette(
             routes=[
-                Route("/", rpc, methods=["POST"]),
-                Route("/rpc", rpc, methods=["POST"]),
-                Route("/", devnet_info, methods=["GET"]),
+                Route("/", rpc, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+                Route("/rpc", rpc, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
                 Route("/devnet", devnet_info, methods=["GET"]),
                 Route("/friendbot", friendbot, methods=["GET", "POST"]),
             ]

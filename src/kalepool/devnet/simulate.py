@@ -63,31 +63,38 @@ def simulate(
     instruction_leeway: int = 0,
     upgraded_auth: bool = False,
 ) -> SimulationResult:
-    """``ValueError`` for undecodable XDR or an unknown auth mode (→ -32602)."""
-    tx = parse_envelope(envelope_b64, devnet.network_id)
-    if auth_mode not in AUTH_MODES:
-        raise ValueError(f"authMode: unknown mode {auth_mode!r}")
+    """Errors are the result's ``error``, as stellar-rpc answers them."""
+    try:
+        tx = parse_envelope(envelope_b64, devnet.network_id)
+    except ValueError:
+        return SimulationResult(0, error="Could not unmarshal transaction")
     with devnet.lock:
         state = devnet.state
         latest = state.latest
         result = SimulationResult(latest.sequence)
         if len(tx.ops) != 1:
-            result.error = "Transaction contains more than one operation"
-            return result
+            return SimulationResult(0, error="Transaction contains more than one operation")
+        if tx.tx.memo.type != sx.MemoType.MEMO_NONE:
+            return SimulationResult(
+                0, error="Transaction contains a memo. Soroban transactions do not support memos."
+            )
         op = tx.ops[0]
+        if auth_mode not in AUTH_MODES:
+            modes = "enforce,record,record_allow_nonroot"
+            return SimulationResult(0, error=f"optional 'authMode' must be one of {modes} when included")
         if op.body.type != OT.INVOKE_HOST_FUNCTION:
-            result.error = f"Transaction contains unsupported operation type: {op.body.type.name}"
-            return result
+            return SimulationResult(
+                0, error=f"Transaction contains unsupported operation type: {_go_name(op.body.type)}"
+            )
         assert op.body.invoke_host_function_op is not None
         ihf = op.body.invoke_host_function_op
-        ic = ihf.host_function.invoke_contract
-        if ic is None:
-            result.error = "the devnet simulates only InvokeContract host functions"
-            return result
         if auth_mode is None:
             auth_mode = "enforce" if ihf.auth else "record"
         if auth_mode != "enforce" and ihf.auth:
-            result.error = f"cannot set authMode to '{auth_mode}' with an auth footprint"
+            return SimulationResult(0, error=f"cannot set authMode to '{auth_mode}' with an auth footprint")
+        ic = ihf.host_function.invoke_contract
+        if ic is None:
+            result.error = "the devnet simulates only InvokeContract host functions"
             return result
         recording = auth_mode != "enforce"
         seq = latest.sequence + 1
@@ -156,6 +163,11 @@ def simulate(
         result.state_changes = state_changes(view, state.entries)
         result.cost = (host.instructions, 0)
         return result
+
+
+def _go_name(kind: sx.OperationType) -> str:
+    """``PAYMENT`` as stellar-rpc (Go) spells it: ``OperationTypePayment``."""
+    return "OperationType" + "".join(part.title() for part in kind.name.split("_"))
 
 
 def max_tx_size(body: sx.OperationBody, footprint: sx.LedgerFootprint) -> int:
