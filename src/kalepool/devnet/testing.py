@@ -221,10 +221,12 @@ def running_devnet(
     clock: ClockMode = "virtual",
     state_file: str | Path | None = None,
     seed: int | None = None,
+    time_scale: float = 1.0,
 ) -> Iterator[DevnetHandle]:
     """Start a devnet on a free local port for the duration of the ``with`` block."""
     config = DevnetConfig(
         ledger_seconds=ledger_seconds,
+        time_scale=time_scale,
         block_interval=block_interval,
         temp_ttl=temp_ttl,
         clock=clock,
