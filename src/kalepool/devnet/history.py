@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from kalepool.devnet.codec import b64, sha256, unb64
 from kalepool.devnet.ledger import BASE_FEE, LedgerInfo, TxRecord
+from kalepool.errors import KalePoolError
 
 if TYPE_CHECKING:
     from kalepool.devnet.engine import Devnet
@@ -27,8 +28,10 @@ MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 
 
-class PageError(ValueError):
+class PageRefused(KalePoolError, ValueError):
     """A page request stellar-rpc refuses: ``invalid_request`` (-32600) or not (-32602)."""
+
+    code = "page_refused"
 
     def __init__(self, message: str, invalid_request: bool = True) -> None:
         super().__init__(message)
@@ -100,9 +103,9 @@ def ledger_records(devnet: Devnet, info: LedgerInfo) -> list[TxRecord]:
 def _limit(pagination: dict[str, Any] | None) -> int:
     limit = (pagination or {}).get("limit") or DEFAULT_LIMIT
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-        raise PageError("invalid parameters: limit must be a positive integer", invalid_request=False)
+        raise PageRefused("invalid parameters: limit must be a positive integer", invalid_request=False)
     if limit > MAX_LIMIT:
-        raise PageError(f"limit must not exceed {MAX_LIMIT}")
+        raise PageRefused(f"limit must not exceed {MAX_LIMIT}")
     return limit
 
 
@@ -113,7 +116,7 @@ def _request(
     when a start ledger and a cursor are both given)."""
     cursor = (pagination or {}).get("cursor")
     if cursor and start:
-        raise PageError(both)
+        raise PageRefused(both)
     return devnet.state.oldest, devnet.state.latest, cursor, _limit(pagination)
 
 
@@ -123,7 +126,7 @@ def _start(start: Any, oldest: LedgerInfo, latest: LedgerInfo, what: str) -> int
         or isinstance(start, bool)
         or not oldest.sequence <= start <= latest.sequence
     ):
-        raise PageError(
+        raise PageRefused(
             f"{what} must be between the oldest ledger: {oldest.sequence} and the latest ledger: "
             f"{latest.sequence} for this rpc instance"
         )
@@ -134,7 +137,7 @@ def _cursor(cursor: Any) -> int:
     try:
         return int(cursor)
     except (TypeError, ValueError) as exc:
-        raise PageError(f"invalid cursor {cursor!r}", invalid_request=False) from exc
+        raise PageRefused(f"invalid cursor {cursor!r}", invalid_request=False) from exc
 
 
 def get_ledgers(devnet: Devnet, start: Any, pagination: dict[str, Any] | None) -> dict[str, Any]:
@@ -145,7 +148,7 @@ def get_ledgers(devnet: Devnet, start: Any, pagination: dict[str, Any] | None) -
         if cursor:
             first = _cursor(cursor) + 1
             if not oldest.sequence <= first <= latest.sequence:
-                raise PageError(
+                raise PageRefused(
                     f"cursor ('{cursor}') must be between the oldest ledger: {oldest.sequence} and the "
                     f"latest ledger: {latest.sequence} for this rpc instance",
                     invalid_request=False,

@@ -25,14 +25,6 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 
 
-class RpcError(Exception):
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data
-
-
 def error_reply(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if data is not None:
@@ -52,11 +44,13 @@ def _plain(status: int, text: str) -> HttpReply:
     return HttpReply(status, text.encode(), "text/plain; charset=utf-8")
 
 
-def serve(
-    method: str, content_type: str | None, body: bytes, handle: Callable[[dict[str, Any]], dict[str, Any]]
-) -> HttpReply:
-    """Answer one HTTP request to the JSON-RPC endpoint; ``handle`` answers one valid
-    request object."""
+class _NotJson(ValueError):
+    """The body is not JSON: an HTTP error, not a JSON-RPC one (never leaves here)."""
+
+
+def serve(method: str, content_type: str | None, body: bytes, answer: Callable[[bytes], Any]) -> HttpReply:
+    """Answer one HTTP request to the endpoint; ``answer`` turns a body into the reply
+    document (None: nothing to answer), raising ``_NotJson`` (see :func:`answer`)."""
     if method != "POST":
         return HttpReply(405, headers={"Accept-Post": "application/json"})
     media = Message()
@@ -67,9 +61,21 @@ def serve(
     if charset is not None and str(charset).lower() not in ("utf-8", "utf8"):
         return _plain(415, "invalid content-type charset\n")
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        document = answer(body)
+    except _NotJson:
         return _plain(500, f"[{INVALID_REQUEST}] invalid request\n")
+    if document is None:
+        return HttpReply(204)
+    return HttpReply(200, json.dumps(document).encode(), "application/json")
+
+
+def answer(body: bytes, handle: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
+    """The reply document to a body: one reply, a list of them, or None when every
+    message was a notification; ``handle`` answers one valid request object."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _NotJson(str(exc)) from exc
     messages = document if isinstance(document, list) else [document]
     replies = []
     for message in messages:
@@ -81,9 +87,8 @@ def serve(
         if "id" in message:  # a notification is answered with nothing
             replies.append(reply)
     if not replies:
-        return HttpReply(204)
-    out: Any = replies[0] if len(replies) == 1 else replies
-    return HttpReply(200, json.dumps(out).encode(), "application/json")
+        return None
+    return replies[0] if len(replies) == 1 else replies
 
 
 def _valid(message: Any) -> bool:

@@ -39,7 +39,7 @@ from stellar_sdk import xdr as sx
 from kalepool.devnet.codec import unb64
 from kalepool.devnet.engine import Devnet, DevnetError, homesteader_keypair
 from kalepool.devnet.history import (
-    PageError,
+    PageRefused,
     close_meta,
     get_ledgers,
     get_transactions,
@@ -52,7 +52,7 @@ from kalepool.devnet.jsonrpc import (
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     HttpReply,
-    RpcError,
+    answer,
     error_reply,
     serve,
 )
@@ -66,6 +66,17 @@ DEFAULT_EVENTS_LIMIT = 100
 MAX_EVENTS_LIMIT = 10_000
 VERSION = "kalepool-devnet 0.1.0"
 _HASH = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class RpcError(Exception):
+    """A JSON-RPC error answer (``code``: -32602...): the devnet's model of the RPC's own
+    refusals, never raised to a caller of kalepool."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
 
 
 Params = dict[str, Any]
@@ -119,7 +130,12 @@ class DevnetRPC:
 
     def handle_http(self, method: str, content_type: str | None, body: bytes) -> HttpReply:
         """One HTTP request to the endpoint (see :mod:`.jsonrpc`)."""
-        return serve(method, content_type, body, self.handle)
+        return serve(method, content_type, body, lambda raw: self.handle_bytes(raw))
+
+    def handle_bytes(self, body: bytes) -> Any:
+        """A JSON body in, the reply document out (None: nothing to answer); a body
+        that is not JSON raises (answered as an HTTP error)."""
+        return answer(body, self.handle)
 
     def handle(self, request: Any) -> dict[str, Any]:
         """One request object → its reply."""
@@ -207,7 +223,7 @@ class DevnetRPC:
             raise RpcError(INVALID_PARAMS, "invalid parameters: pagination must be an object")
         try:
             return method(self.engine, params.get("startLedger"), pagination)
-        except PageError as err:
+        except PageRefused as err:
             raise RpcError(INVALID_REQUEST if err.invalid_request else INVALID_PARAMS, str(err)) from err
 
     def get_version_info(self, params: Params) -> dict[str, Any]:
