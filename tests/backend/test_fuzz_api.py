@@ -103,8 +103,11 @@ def _statuses(report: Path) -> Counter[int]:
 
 @pytest.fixture
 def closing_devnet() -> Iterator[DevnetHandle]:
-    """A devnet closing a ledger every half second (plants and works get confirmed)."""
-    with running_devnet(block_interval=300, ledger_seconds=0.5, auto_close=True, seed=11) as handle:
+    """A devnet closing a ledger every half second (plants and works get confirmed), each
+    standing for a chain second (close times are whole seconds)."""
+    with running_devnet(
+        block_interval=300, ledger_seconds=0.5, time_scale=2, auto_close=True, seed=11
+    ) as handle:
         yield handle
 
 
