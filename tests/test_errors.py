@@ -28,7 +28,6 @@ INTERNAL = {
     "kalepool.devnet.transactions.TxError",
     "kalepool.devnet.host.HostError",
     "kalepool.devnet.rpc.RpcError",
-    "kalepool.devnet.history.PageError",
     # the KALE contract's arithmetic panics, modelled as the contract traps them
     "kalepool.kale.maths.FixedPointTrap",
     "kalepool.kale.maths.IntegerOverflow",
