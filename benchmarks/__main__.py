@@ -14,6 +14,7 @@ BENCHMARKS = {
     "gateway": ["benchmarks.gateway_bench", "--accounts", "500"],
     "backend": ["benchmarks.backend_bench"],
     "scale": ["benchmarks.scale_bench", "--farmers", "1000"],
+    "deployment": ["benchmarks.deployment_bench"],
 }
 
 

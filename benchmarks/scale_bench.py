@@ -214,7 +214,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         block_interval=args.block_interval,
         ledger_seconds=args.ledger_seconds,
         work_dir=Path(args.work_dir) / time.strftime("scale-%Y%m%d-%H%M%S") if args.work_dir else None,
-        backend_env={"KALEPOOL_LOG_LEVEL": "WARNING"},
+        # the backend's own defaults for its workers (the demo runs them every few seconds)
+        backend_env={
+            "KALEPOOL_LOG_LEVEL": "WARNING",
+            "KALEPOOL_BACKEND__HARVEST_INTERVAL": "30",
+            "KALEPOOL_BACKEND__RECONCILE_INTERVAL": "300",
+            "KALEPOOL_BACKEND__AUTO_HARVEST_LAG_BLOCKS": "1",
+        },
     )
     ledgers: dict[int, int] = {}  # sequence -> close time, for every ledger closed
     problems: list[str] = []

@@ -139,6 +139,12 @@ class BackendSettings(BaseModel):
     )
     harvest_interval: float = Field(default=30.0, gt=0, description="seconds between auto-harvester runs")
     harvest_batch: int = Field(default=500, ge=1, description="pails one auto-harvester run claims at most")
+    auto_harvest_lag_blocks: int = Field(
+        default=1,
+        ge=0,
+        description="the auto-harvester leaves the block that just closed to its pooler's harvest-request "
+        "(and out of the next block's plants): it harvests blocks at least this many blocks older",
+    )
     reconcile_interval: float = Field(default=300.0, gt=0, description="seconds between reconciler runs")
     payout_interval: float = Field(default=600.0, gt=0, description="seconds between payout worker runs")
     platform_wallet: str | None = Field(

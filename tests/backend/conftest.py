@@ -106,6 +106,7 @@ def backend_settings(**overrides: Any) -> BackendSettings:
         "auth_failures_burst": 10_000,
         "health_cache_seconds": 0,
         "min_xlm_balance": 25_000_000,
+        "auto_harvest_lag_blocks": 0,  # the tests close one block and harvest it at once
     }
     values.update(overrides)
     return BackendSettings(**values)

@@ -357,6 +357,46 @@ async def test_two_auto_harvesters_at_once_harvest_each_pail_once(
     assert "kalepool_reconcile_difference_stroops 123.0" in metrics
 
 
+async def test_the_auto_harvester_leaves_the_block_that_just_closed_to_the_pooler(
+    worker_world: tuple[Api, str], devnet: DevnetHandle, controls: Controls, dev_chain: GatewayChain
+) -> None:
+    """With ``auto_harvest_lag_blocks`` 1 (the default) a block that just closed is the
+    pooler's to harvest (and the next block's plants go first); one block later the
+    auto-harvester takes what is still there."""
+    from dataclasses import replace
+
+    api, _ = worker_world
+    pooler_id, key = await api.create_pooler(reward_share_bps=POOLER_SHARE_BPS)
+    farmers = [await ready_farmer(api, devnet, pooler_id, kale=20 * KALE) for _ in range(2)]
+    block = await open_block(controls, dev_chain, devnet)
+    planted = await plant(api, controls, key, pooler_id, block)
+    entropy = bytes.fromhex(planted["planted_farmers"][0]["entropy"])
+    pooler = devnet.new_account(xlm=1_000 * XLM)
+    worked = await closing(
+        controls,
+        asyncio.gather(
+            *(submit_work(dev_chain.gateway, pooler, f["custodial_wallet"], block, entropy) for f in farmers)
+        ),
+    )
+    reported = [
+        {"farmer_id": f["farmer_id"], "nonce": n, "hash": h.hex(), "zeros": o.zeros, "gap": o.gap}
+        for f, (n, h, o) in zip(farmers, worked, strict=True)
+    ]
+    await work_complete(api, key, pooler_id, block, reported)
+    lagging = AutoHarvester(
+        replace(
+            api.context.ops,
+            settings=api.context.ops.settings.model_copy(update={"auto_harvest_lag_blocks": 1}),
+        )
+    )
+    await new_block(controls, dev_chain, devnet)
+    first = await closing(controls, lagging.run_once())
+    assert first.claimed == 0 and first.harvested == 0  # the pooler's to ask for
+    await new_block(controls, dev_chain, devnet)
+    later = await closing(controls, lagging.run_once())
+    assert later.harvested == 2
+
+
 async def test_no_secret_leaves_custody_during_a_block(
     dev_api: Api,
     devnet: DevnetHandle,

@@ -229,6 +229,29 @@ CASES: list[tuple[str, Situation, Decision]] = [
         at(harvests_pending=(9,), harvest_retry_at=60.0, known=frozenset({10})),
         Decision((), Phase.WAITING),
     ),
+    (
+        "harvests wait while a plant-request runs (the new block's plants come first)",
+        at(harvests_pending=(9,), plant_in_flight=True, known=frozenset({10})),
+        Decision(()),
+    ),
+    # --- max_blocks
+    (
+        "enough blocks counting the one being worked: no plant for one more, even when ripe",
+        at(
+            max_blocks=2,
+            blocks_worked=1,
+            active=mining(submitted=True),
+            unreported=(10,),
+            ripe=True,
+            chain_now=1_121.0,
+        ),
+        Decision(()),
+    ),
+    (
+        "one block left to start: it is planted",
+        at(max_blocks=2, blocks_worked=1),
+        Decision((AskPlant(10),), Phase.PLANTING),
+    ),
     # --- max_blocks
     (
         "enough blocks and nothing owed: done",

@@ -80,7 +80,7 @@ class AutoHarvester:
                 session,
                 claimant=claimant,
                 seconds=self.ops.settings.claim_seconds,
-                below_block=farm.index,
+                below_block=farm.index - self.ops.settings.auto_harvest_lag_blocks,
                 limit=self.batch,
             )
         run.claimed = len(claimed)

@@ -217,6 +217,8 @@ class Cluster:
             "KALEPOOL_BACKEND__RATE_LIMIT_RPS": "1000",
             "KALEPOOL_BACKEND__HARVEST_INTERVAL": str(max(5, self.block_interval // 3)),
             "KALEPOOL_BACKEND__RECONCILE_INTERVAL": str(max(5, self.block_interval // 3)),
+            # short blocks: the auto-harvester may take the block that just closed
+            "KALEPOOL_BACKEND__AUTO_HARVEST_LAG_BLOCKS": "0",
             "KALEPOOL_LOG_JSON": "true",
         }
         env.update(self.extra_backend_env)

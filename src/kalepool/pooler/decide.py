@@ -15,9 +15,11 @@ The rules, in order:
 2. **Blocks owed a report** (a restart, a failed report): the current or a later one is
    worked (:class:`StartWork`) when nothing else is; an older one is reported as it is
    (:class:`Finish`).
-3. **Harvests** of reported blocks the farm has moved past (:class:`Harvest`).
-4. **Enough blocks** (``max_blocks``): nothing new; :class:`Done` once nothing is owed,
-   or once the wait for the rollover that the last harvests need is over.
+3. **Harvests** of reported blocks the farm has moved past (:class:`Harvest`), once no
+   plant-request is in flight (the plants of the new block come first).
+4. **Enough blocks** (``max_blocks``): no plant for one more than that, counting the
+   blocks being worked; :class:`Done` once they are reported and nothing is owed, or once
+   the wait for the rollover that the last harvests need is over.
 5. **Replanting**: farmers of the block being worked whose plant failed for the chain's
    or the backend's reason are asked for again (:class:`AskPlant` with ``retry``) while the
    block is not ripe and leaves them ``min_mine_seconds`` of mining.
@@ -227,11 +229,11 @@ def decide(s: Situation) -> Decision:
         elif not resumable:
             actions.append(Finish(index))
     working = active is not None or any(isinstance(a, StartWork) for a in actions)
-    # 3. harvests
+    # 3. harvests (not while a plant-request runs: the backend plants first)
     ready = tuple(i for i in s.harvests_pending if i < s.farm_index)
-    if ready and not s.harvest_in_flight and s.now >= s.harvest_retry_at:
+    if ready and not s.harvest_in_flight and not s.plant_in_flight and s.now >= s.harvest_retry_at:
         actions.append(Harvest(ready))
-    # 4. enough blocks
+    # 4. enough blocks (worked, or being worked: no plant for one more)
     if s.max_blocks is not None and s.blocks_worked >= s.max_blocks:
         owed = bool(s.unreported) or bool(s.finishing) or working
         if not owed and not s.harvest_in_flight and not s.plant_in_flight:
@@ -256,7 +258,10 @@ def decide(s: Situation) -> Decision:
             actions.append(AskPlant(active.block_index, retry=True))
             return Decision(tuple(actions), Phase.PLANTING)
         return Decision(tuple(actions), Phase.MINING if active.block_index == s.farm_index else None)
-    # 6. planting a new block
+    # 6. planting a new block (not one more than max_blocks, counting those being worked)
+    started = s.blocks_worked + len(set(s.unreported) | ({active.block_index} if active else set()))
+    if s.max_blocks is not None and started >= s.max_blocks:
+        return Decision(tuple(actions))
     target = _plant_target(s)
     if target is not None and s.now >= s.plant_retry_at:
         actions.append(AskPlant(target))

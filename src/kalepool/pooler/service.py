@@ -71,7 +71,7 @@ from kalepool.pooler.monitor import BlockMonitor, ChainClock, NewBlock, RipeBloc
 from kalepool.pooler.planting import PlantRequests
 from kalepool.pooler.reports import Reports
 from kalepool.pooler.state import BlockState, HarvestPending, StateError, StateJournal
-from kalepool.pooler.status import PoolerStatus, farmer_views
+from kalepool.pooler.status import PoolerStatus, status_of
 from kalepool.pooler.submitter import WorkSubmitter
 from kalepool.pooler.timing import WorkPlan, plan_work
 from kalepool.settings import PoolerSettings
@@ -84,6 +84,8 @@ log = structlog.get_logger("kalepool.pooler")
 
 #: Seconds between tries to learn the fate of an in-doubt work before reporting without it.
 SETTLE_PATIENCE = 90.0
+#: The final works are planned to take this much longer than the measured rate says.
+SUBMIT_SAFETY = 1.3
 #: Seconds between "waiting for the rollover" log lines while draining.
 DRAIN_LOG_EVERY = 30.0
 
@@ -159,6 +161,7 @@ class PoolerService:
         self.plantable: int | None = None  # the backend's count, from heartbeats
         self.last_planted: deque[int] = deque(maxlen=4)
         self.recent: dict[int, BlockState] = {}  # the last blocks reported, as they ended
+        self.submit_rate: float | None = None  # works sent and applied per second, as measured
         self.events: deque[str] = deque(maxlen=12)
         self.draining_since: float | None = None
         self._drain_logged = 0.0
@@ -435,7 +438,9 @@ class PoolerService:
 
     def _plan(self, block_start: int, mine_from: float, farmers: int) -> WorkPlan:
         p = self._plan_params()
+        rate = self.submit_rate
         return plan_work(
+            submit_seconds=SUBMIT_SAFETY * farmers / rate if rate else 0.0,
             block_start=block_start,
             interval=p.interval,
             mine_from=mine_from,
@@ -560,15 +565,16 @@ class PoolerService:
                 if not active.closed.is_set() and not active.rush.is_set():
                     self.phase = Phase.SUBMITTING
                     self._record_nonces(active)
-                    await self.submitter.submit_all(block, active.closed, early=True)
+                    await self._submit_measured(active, early=True)
                     self.phase = Phase.MINING
+                    await self._replan(active)
             await self._wait_until(active, lambda: active.plan.final_at if active.plan else now)
             await miner.stop()
             self._record_nonces(active)
             if not active.closed.is_set():
                 self.phase = Phase.SUBMITTING
                 await self._fill_missing(active)
-                await self.submitter.submit_all(block, active.closed, early=False)
+                await self._submit_measured(active, early=False)
             active.submitted.set()
             await self.journal.commit()
             await self.submitter.settle(block, patience=SETTLE_PATIENCE)
@@ -601,7 +607,7 @@ class PoolerService:
         while not (active.rush.is_set() or active.closed.is_set()):
             if active.joined.is_set():
                 active.joined.clear()
-                await self._join(active)
+                await self._replan(active, joined=True)
             target = chain_time() if callable(chain_time) else chain_time
             left = self.monitor.clock.local_time(target) - self.clock()
             if left <= 0:
@@ -617,22 +623,38 @@ class PoolerService:
             for waiter in pending:
                 waiter.cancel()
 
-    async def _join(self, active: _Active) -> None:
-        """Farmers planted in the block after mining began: a new plan for everyone (more
-        works to send: the final time may come earlier), and the miner restarted with them."""
+    async def _submit_measured(self, active: _Active, *, early: bool) -> None:
+        """Send the block's works and learn how fast this machine sends them (the next
+        plans reserve that much time for the final works)."""
+        started = time.monotonic()
+        sent = await self.submitter.submit_all(active.block, active.closed, early=early)
+        elapsed = time.monotonic() - started
+        if sent >= 8 and elapsed > 0 and not active.closed.is_set():
+            self.submit_rate = sent / elapsed
+            rate = round(sent / elapsed, 1)
+            log.info("pooler.submit_rate", works=sent, seconds=round(elapsed, 1), per_second=rate)
+
+    async def _replan(self, active: _Active, *, joined: bool = False) -> None:
+        """Plan the block again: after a measured sending rate (the final works may need
+        more time), or for farmers planted after mining began (``joined``: the miner takes
+        them in). The final time only ever moves earlier; the miner follows it."""
         old = active.plan
-        if old is None or active.miner is None:
+        if old is None or active.miner is None or (active.salvage and not joined):
             return
         plan = self._new_plan(active, old.mine_from)
-        active.plan = dataclasses.replace(plan, final_at=min(plan.final_at, old.final_at))
-        active.miner.deadline = self.monitor.clock.local_time(active.plan.final_at)
+        final_at = min(plan.final_at, old.final_at)
+        if not joined and final_at >= old.final_at - 0.5:
+            return
+        final_at = max(final_at, self.chain_now())
+        active.plan = dataclasses.replace(plan, early_at=old.early_at, final_at=final_at)
+        active.miner.deadline = self.monitor.clock.local_time(final_at)
         self._record_nonces(active)
         await active.miner.restart()
         log.info(
-            "pooler.farmers_joined",
+            "pooler.farmers_joined" if joined else "pooler.replanned",
             block_index=active.block.block_index,
             farmers=len(active.block.planted),
-            seconds_left=round(active.plan.final_at - self.chain_now(), 1),
+            seconds_left=round(final_at - self.chain_now(), 1),
         )
 
     async def _fill_missing(self, active: _Active) -> None:
@@ -757,41 +779,7 @@ class PoolerService:
         return (h1 - h0) / (t1 - t0) if t1 > t0 and h1 >= h0 else float(self.hash_rate or 0.0)
 
     def status(self) -> PoolerStatus:
-        active = self.active
-        block = active.block if active is not None else None
-        if block is None and self.recent:
-            block = self.recent[max(self.recent)]
-        miner = active.miner if active is not None else None
-        farmers, counts = (
-            farmer_views(block, miner.hashes if miner else {}, mining=bool(miner and miner.running))
-            if block is not None
-            else ([], {})
-        )
-        farm = self.farm
-        plan = active.plan if active is not None else None
-        submitted = active is None or active.submitted.is_set()
-        now = self.chain_now()
-        rollover = self.monitor.rollover_time
-        return PoolerStatus(
-            phase=str(self.phase),
-            pooler_id=self.state.pooler_id,
-            account=self.keypair.public_key,
-            farm_index=farm.index if farm else None,
-            block_index=block.block_index if block else None,
-            ripe=self.monitor.ripe,
-            time_left=plan.time_left(now) if plan is not None and not submitted else None,
-            until_rollover=(rollover - now) if rollover is not None else None,
-            hash_rate=self.current_rate(),
-            threads=self.threads,
-            channels=len(self.channels),
-            farmers=farmers,
-            submissions=counts,
-            blocks_worked=self.state.blocks_worked,
-            rewards=self.reports.rewards,
-            compensation=self.reports.compensation,
-            rpc_errors=self.monitor.errors,
-            events=list(self.events),
-        )
+        return status_of(self)
 
     def _note(self, text: str) -> None:
         self.events.append(f"{time.strftime('%H:%M:%S')} {text}")

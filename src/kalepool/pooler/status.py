@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kalepool.pooler.state import BlockState
 
-__all__ = ["FarmerView", "PoolerStatus", "farmer_views"]
+if TYPE_CHECKING:
+    from kalepool.pooler.service import PoolerService
+
+__all__ = ["FarmerView", "PoolerStatus", "farmer_views", "status_of"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,42 @@ def farmer_views(
             )
         )
     return rows, counts
+
+
+def status_of(service: PoolerService) -> PoolerStatus:
+    """The service as the terminal shows it: the block being worked (or the last reported)."""
+    active = service.active
+    block = active.block if active is not None else None
+    if block is None and service.recent:
+        block = service.recent[max(service.recent)]
+    miner = active.miner if active is not None else None
+    farmers, counts = (
+        farmer_views(block, miner.hashes if miner else {}, mining=bool(miner and miner.running))
+        if block is not None
+        else ([], {})
+    )
+    farm = service.farm
+    plan = active.plan if active is not None else None
+    submitted = active is None or active.submitted.is_set()
+    now = service.chain_now()
+    rollover = service.monitor.rollover_time
+    return PoolerStatus(
+        phase=str(service.phase),
+        pooler_id=service.state.pooler_id,
+        account=service.keypair.public_key,
+        farm_index=farm.index if farm else None,
+        block_index=block.block_index if block else None,
+        ripe=service.monitor.ripe,
+        time_left=plan.time_left(now) if plan is not None and not submitted else None,
+        until_rollover=(rollover - now) if rollover is not None else None,
+        hash_rate=service.current_rate(),
+        threads=service.threads,
+        channels=len(service.channels),
+        farmers=farmers,
+        submissions=counts,
+        blocks_worked=service.state.blocks_worked,
+        rewards=service.reports.rewards,
+        compensation=service.reports.compensation,
+        rpc_errors=service.monitor.errors,
+        events=list(service.events),
+    )

@@ -8,8 +8,10 @@ longer land (``kale-contract.md`` §3.2, §9.7). So the final work is submitted 
     final_at = block_start + interval - (rounds + margin_ledgers) × ledger_seconds - margin_seconds
 
 where ``rounds`` is how many ledgers the submissions themselves need (one transaction
-per source account per ledger: ``ceil(farmers / channels)``), ``ledger_seconds`` is
-measured on the chain, and the margins are settings. A first, early work can go at a
+per source account per ledger: ``ceil(farmers / channels)``), or longer when this
+machine was measured sending works more slowly (``submit_seconds``: building, simulating
+and signing a thousand works takes a while), ``ledger_seconds`` is measured on the
+chain, and the margins are settings. A first, early work can go at a
 fraction of the mining window, as insurance against a final work that cannot land. A
 re-work must have strictly more zeros (the contract's rule) and takes the later gap, so
 the early work sends the farmer's *runner-up* (the best before the current best): the
@@ -78,6 +80,7 @@ def plan_work(
     margin_ledgers: int = 3,
     margin_seconds: float = 2.0,
     early_fraction: float | None = 0.5,
+    submit_seconds: float = 0.0,
 ) -> WorkPlan:
     """Plan one block's works (see the module docstring).
 
@@ -92,14 +95,14 @@ def plan_work(
     if early_fraction is not None and not 0 < early_fraction < 1:
         raise ValueError(f"early_fraction: must lie in (0, 1), got {early_fraction}")
     deadline = block_start + interval
-    reserve = (submission_rounds(farmers, channels) + margin_ledgers) * ledger_seconds + margin_seconds
+    sending = max(submission_rounds(farmers, channels) * ledger_seconds, submit_seconds)
+    reserve = sending + margin_ledgers * ledger_seconds + margin_seconds
     start = max(float(block_start), mine_from)
     final_at = max(start, deadline - reserve)
     early_at: float | None = None
     if early_fraction is not None:
         candidate = start + early_fraction * (final_at - start)
-        rounds = submission_rounds(farmers, channels) * ledger_seconds
-        if candidate - start >= 2 * ledger_seconds and final_at - candidate >= rounds + ledger_seconds:
+        if candidate - start >= 2 * ledger_seconds and final_at - candidate >= sending + ledger_seconds:
             early_at = candidate
     return WorkPlan(
         block_start=block_start,

@@ -616,6 +616,14 @@ class FarmGateway:
         return TxOutcome(*base)
 
     def _written_pail_index(self, executed: Executed, envelope: TransactionEnvelope, farmer: str) -> int:
+        """The index of the Pail the successful transaction wrote: the one in its
+        read-write footprint (a transaction whose footprint missed the Pail it writes
+        fails), else the one its meta shows written (decoding the meta costs more)."""
+        data = envelope.transaction.soroban_data
+        if data is not None:
+            found = _pail_index(data.resources.footprint.read_write, farmer)
+            if found is not None:
+                return found
         meta = executed.result.meta
         if meta is not None:
             for change in contract_data_changes(meta.changes, self.farm_id):
@@ -623,11 +631,6 @@ class FarmGateway:
                     found = pail_index_in_key(change.key, farmer)
                     if found is not None:
                         return found
-        data = envelope.transaction.soroban_data
-        if data is not None:
-            found = _pail_index(data.resources.footprint.read_write, farmer)
-            if found is not None:
-                return found
         raise GatewayError(f"{executed.signed.tx_hash}: cannot tell which Pail the transaction wrote")
 
 

@@ -170,16 +170,24 @@ class SignedTx:
 class TxResult:
     """A transaction in a ledger: ``success`` or not, with its decoded result and meta.
 
-    ``events`` (the diagnostic events of the RPC's ``diagnosticEventsXdr`` and of the
-    meta) are decoded on first use: only failures need them.
+    The meta (``meta_xdr``, or ``decoded_meta`` when a relay gave only its parts) is
+    decoded on first use, and the diagnostic events (the RPC's ``diagnosticEventsXdr``
+    and the meta's) too: a plant needs neither, only failures need the events.
     """
 
     tx_hash: str
     success: bool
     ledger: int
     result: ResultInfo
-    meta: MetaInfo | None
+    decoded_meta: MetaInfo | None = None
     events_xdr: tuple[str, ...] = ()
+    meta_xdr: str | None = None
+
+    @cached_property
+    def meta(self) -> MetaInfo | None:
+        if self.decoded_meta is not None:
+            return self.decoded_meta
+        return decode_meta(self.meta_xdr) if self.meta_xdr else None
 
     @property
     def fee_charged(self) -> int:
@@ -214,8 +222,8 @@ class TxResult:
             success=result.success if success is None else success,
             ledger=ledger,
             result=result,
-            meta=decode_meta(meta_xdr) if meta_xdr else None,
             events_xdr=tuple(events_xdr or ()),
+            meta_xdr=meta_xdr or None,
         )
 
     @classmethod
