@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -42,4 +43,11 @@ def test_demo_runs_three_blocks_and_reconciles() -> None:
         assert 1 <= block["zeros_min"] <= block["zeros_max"] and block["reward_total"] > 0
     assert all(f["balance_journal"] == f["balance_chain"] for f in report["farmers"])
     assert report["wall_seconds"] > 0
-    assert "planted" in done.stderr  # with --json the progress goes to stderr
+    assert all(f["net"] == f["reward_total"] - f["fees"] for f in report["farmers"])
+    progress = done.stderr  # with --json the progress goes to stderr
+    assert "planted" in progress
+    assert "waiting for a block to plant and mine in" in progress  # during the first block's wait
+    for block in report["blocks"]:  # each harvest line names its block
+        named = rf"block [0-9, ]*\b{block['index']}\b[0-9, ]*: \d+ pail\(s\) harvested"
+        assert re.search(named, progress), progress
+

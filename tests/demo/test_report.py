@@ -53,3 +53,28 @@ def test_progress_lines_from_pooler_events() -> None:
                 "zeros_min": 5, "zeros_max": 7}
     assert _describe(0, reported, 1) == "block 7: 8/8 worked, zeros 5–7, reported"
     assert _describe(0, {"event": "pooler.heartbeat"}, 1) is None
+
+
+def test_every_column_has_a_header_with_its_unit_and_the_farmers_net() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from kalepool.demo.report import BLOCK_COLUMNS, FARMER_COLUMNS, print_report
+
+    assert all(name for name, _ in BLOCK_COLUMNS + FARMER_COLUMNS)
+    amounts = [n for n, _ in FARMER_COLUMNS if n not in ("farmer", "pooler", "stake %")]
+    assert all(n.endswith(" KALE") for n in amounts) and "net KALE" in amounts
+    farmer = FarmerRow("f1", "GAAAAAAAAAAAAAAA", 1, 50.0, 100 * 10**7, reward_total=5 * 10**7, fees=10**7)
+    assert farmer.net == 4 * 10**7
+    assert report(farmers=[farmer]).to_json()["farmers"][0]["net"] == 4 * 10**7
+    out = StringIO()
+    print_report(Console(file=out, width=200), report(farmers=[farmer]))
+    text = out.getvalue()
+    assert "net KALE" in text and "4.0000" in text and "status" in text and "gap (ledgers)" in text
+
+
+def test_harvest_lines_name_their_block() -> None:
+    event = {"event": "pooler.harvested", "blocks": [7], "harvested": 3, "total_rewards": 2 * 10**7}
+    assert _describe(0, event, 1) == "block 7: 3 pail(s) harvested, reward 2.0000 KALE"
+    assert _describe(1, {"event": "pooler.new_block", "block_index": 8}, 2) == "pooler 2: block 8 opened"

@@ -108,6 +108,7 @@ def demo(
     from rich.console import Console
 
     from kalepool.demo import DemoOptions, run_demo
+    from kalepool.demo.report import print_report
 
     console = Console(stderr=as_json, highlight=False)
     t0 = time.monotonic()
@@ -143,7 +144,7 @@ def demo(
             out = Console(highlight=False)
             if not out.is_terminal:
                 out = Console(highlight=False, width=132)
-            _print_demo_report(out, report)
+            print_report(out, report)
 
     def announce(lines: list[str]) -> None:
         for line in [*lines, "serving until interrupted (Ctrl-C)"]:
@@ -159,66 +160,6 @@ def demo(
         raise typer.Exit(0 if shown[0].ok else 1) from None  # a served pool, stopped
     show(report)
     raise typer.Exit(0 if report.ok else 1)
-
-
-def _print_demo_report(console: Any, report: Any) -> None:
-    """The demo's report as rich tables (blocks, farmers, reconciliation)."""
-    from rich.table import Table
-
-    def kale(stroops: int) -> str:
-        return f"{stroops / 1e7:,.4f}"
-
-    def span(low: int | None, high: int | None) -> str:
-        return "-" if low is None else (str(low) if low == high else f"{low}–{high}")
-
-    blocks = Table(title="Blocks", title_justify="left")
-    columns = ("block", "planted", "worked", "harvested", "zeros", "gaps", "staked KALE", "reward KALE", "")
-    for name in columns:
-        blocks.add_column(name, justify="left" if name in ("block", "") else "right")
-    for b in report.blocks:
-        blocks.add_row(
-            str(b.index),
-            str(b.planted) + (f" (+{b.plant_failed} failed)" if b.plant_failed else ""),
-            str(b.worked),
-            str(b.harvested),
-            span(b.zeros_min, b.zeros_max),
-            span(b.gap_min, b.gap_max),
-            kale(b.stake_total),
-            kale(b.reward_total),
-            "[green]complete[/]" if b.complete else "[red]incomplete[/]",
-        )
-    console.print(blocks)
-    farmers = Table(title="Farmers", title_justify="left")
-    for name in ("farmer", "pooler", "stake %", "deposit", "staked", "rewards", "fees", "journal", "chain"):
-        farmers.add_column(name, justify="left" if name == "farmer" else "right")
-    for f in report.farmers:
-        farmers.add_row(
-            f"{f.public_key[:8]}…{f.public_key[-4:]}",
-            str(f.pooler),
-            f"{f.stake_percentage:g}",
-            kale(f.deposit),
-            kale(f.stake_total),
-            kale(f.reward_total),
-            kale(f.fees),
-            kale(f.balance_journal),
-            kale(f.balance_chain),
-        )
-    console.print(farmers)
-    if report.reconciled:
-        console.print(
-            f"reconciliation: [bold green]OK[/] (journal = chain, {len(report.farmers)} custodial accounts)"
-        )
-    else:
-        console.print("reconciliation: [bold red]DIFFERENCES[/]")
-        for d in report.differences:
-            console.print(
-                f"  {d.public_key}: journal {kale(d.balance_journal)}, chain {kale(d.balance_chain)} "
-                f"(chain - journal = {kale(d.difference)})"
-            )
-    for problem in report.problems:
-        console.print(f"[red]problem:[/] {problem}")
-    verdict = "[bold green]demo OK[/]" if report.ok else "[bold red]demo FAILED[/]"
-    console.print(f"{verdict} in {report.wall_seconds:.0f} s")
 
 
 # --- devnet commands (owned by the devnet part) -------------------------------------------

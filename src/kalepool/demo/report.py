@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["BlockRow", "DemoReport", "Difference", "FarmerRow", "collect"]
 
@@ -49,6 +49,12 @@ class FarmerRow:
     balance_journal: int = 0
     balance_chain: int = 0
     xlm_chain: int = 0
+
+    @property
+    def net(self) -> int:
+        """What the farmer kept of its rewards: the rewards less the pooler's and the
+        platform's fees."""
+        return self.reward_total - self.fees
 
 
 @dataclass
@@ -90,7 +96,7 @@ class DemoReport:
         return {
             "ok": self.ok,
             "blocks": [{**asdict(b), "complete": b.complete} for b in self.blocks],
-            "farmers": [asdict(f) for f in self.farmers],
+            "farmers": [{**asdict(f), "net": f.net} for f in self.farmers],
             "reconciled": self.reconciled,
             "differences": [{**asdict(d), "difference": d.difference} for d in self.differences],
             "problems": self.problems,
@@ -188,3 +194,92 @@ def collect(
             differences.append(Difference(f.public_key, f.balance_journal, f.balance_chain))
     ordered = [blocks[i] for i in sorted(blocks) if i in planted_blocks or blocks[i].worked]
     return ordered, list(farmers), differences
+
+
+Justify = Literal["left", "right"]
+#: the report's tables: (header, justification); every header names its unit
+BLOCK_COLUMNS: tuple[tuple[str, Justify], ...] = (
+    ("block", "left"),
+    ("planted", "right"),
+    ("worked", "right"),
+    ("harvested", "right"),
+    ("zeros (nibbles)", "right"),
+    ("gap (ledgers)", "right"),
+    ("staked KALE", "right"),
+    ("reward KALE", "right"),
+    ("status", "left"),
+)
+FARMER_COLUMNS: tuple[tuple[str, Justify], ...] = (
+    ("farmer", "left"),
+    ("pooler", "right"),
+    ("stake %", "right"),
+    ("deposit KALE", "right"),
+    ("staked KALE", "right"),
+    ("rewards KALE", "right"),
+    ("fees KALE", "right"),
+    ("net KALE", "right"),
+    ("journal KALE", "right"),
+    ("chain KALE", "right"),
+)
+
+
+def kale(stroops: int) -> str:
+    return f"{stroops / 1e7:,.4f}"
+
+
+def _span(low: int | None, high: int | None) -> str:
+    return "-" if low is None else (str(low) if low == high else f"{low}–{high}")
+
+
+def print_report(console: Any, report: DemoReport) -> None:
+    """The report as rich tables (blocks, farmers) and the reconciliation's verdict."""
+    from rich.table import Table
+
+    blocks = Table(title="Blocks", title_justify="left")
+    for name, justify in BLOCK_COLUMNS:
+        blocks.add_column(name, justify=justify)
+    for b in report.blocks:
+        blocks.add_row(
+            str(b.index),
+            str(b.planted) + (f" (+{b.plant_failed} failed)" if b.plant_failed else ""),
+            str(b.worked),
+            str(b.harvested),
+            _span(b.zeros_min, b.zeros_max),
+            _span(b.gap_min, b.gap_max),
+            kale(b.stake_total),
+            kale(b.reward_total),
+            "[green]complete[/]" if b.complete else "[red]incomplete[/]",
+        )
+    console.print(blocks)
+    farmers = Table(title="Farmers", title_justify="left")
+    for name, justify in FARMER_COLUMNS:
+        farmers.add_column(name, justify=justify)
+    for f in report.farmers:
+        farmers.add_row(
+            f"{f.public_key[:8]}…{f.public_key[-4:]}",
+            str(f.pooler),
+            f"{f.stake_percentage:g}",
+            kale(f.deposit),
+            kale(f.stake_total),
+            kale(f.reward_total),
+            kale(f.fees),
+            kale(f.net),
+            kale(f.balance_journal),
+            kale(f.balance_chain),
+        )
+    console.print(farmers)
+    if report.reconciled:
+        console.print(
+            f"reconciliation: [bold green]OK[/] (journal = chain, {len(report.farmers)} custodial accounts)"
+        )
+    else:
+        console.print("reconciliation: [bold red]DIFFERENCES[/]")
+        for d in report.differences:
+            console.print(
+                f"  {d.public_key}: journal {kale(d.balance_journal)} KALE, "
+                f"chain {kale(d.balance_chain)} KALE (chain - journal = {kale(d.difference)} KALE)"
+            )
+    for problem in report.problems:
+        console.print(f"[red]problem:[/] {problem}")
+    verdict = "[bold green]demo OK[/]" if report.ok else "[bold red]demo FAILED[/]"
+    console.print(f"{verdict} in {report.wall_seconds:.0f} s")

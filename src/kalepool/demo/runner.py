@@ -35,7 +35,7 @@ from kalepool.demo.report import DemoReport, FarmerRow, collect
 from kalepool.devnet import issuer_keypair
 from kalepool.pool_api import PoolApi, RegisteredFarmer
 from kalepool.settings import StellarSettings
-from kalepool.stellar import FarmGateway, Payment
+from kalepool.stellar import FarmGateway, FarmState, Payment
 
 __all__ = ["DemoOptions", "Pool", "run_demo", "serve_pool", "setup_pool", "sign_in_lines"]
 
@@ -128,6 +128,7 @@ async def setup_pool(
         StellarSettings(network="devnet", rpc_urls=[cluster.rpc_url], poll_interval=0.25)
     )
     pool = Pool(cluster, api, gateway)
+    await gateway.learn_network()  # the devnet's block interval: ripeness as the farm judges it
     friendbot = cluster.devnet.friendbot_url
     async with httpx.AsyncClient(timeout=90) as http:
         _say(progress, f"registering {poolers} pooler(s)")
@@ -226,15 +227,32 @@ def _describe(pooler: int, event: dict[str, Any], poolers: int) -> str | None:
             f"zeros {event.get('zeros_min')}–{event.get('zeros_max')}, reported"
         )
     if name == "pooler.harvested":
+        blocks = ", ".join(str(b) for b in event.get("blocks") or []) or "?"
         return (
-            f"{who}harvested {event.get('harvested')} pail(s), reward "
+            f"{who}block {blocks}: {event.get('harvested')} pail(s) harvested, reward "
             f"{(event.get('total_rewards') or 0) / kale:,.4f} KALE"
         )
+    if name == "pooler.new_block":
+        return f"{who}block {event.get('block_index')} opened"
+    if name == "pooler.waiting_for_rollover":
+        return f"{who}waiting for the next block to open, to harvest block(s) {event.get('blocks')}"
     if name in ("pooler.work_missed", "pooler.plant_failed", "pooler.harvest_failed", "pooler.task_failed"):
         detail = event.get("error") or ""
         what = name.removeprefix("pooler.").replace("_", " ")
         return f"{who}{what} {event.get('block_index', '')} {detail}"
     return None
+
+
+def first_block_wait(farm: FarmState, waited: float) -> str:
+    """A progress line while the poolers wait for a block they can mine in."""
+    due = farm.next_rollover_time
+    if farm.block_start is None or due is None:
+        timing = "no block started yet"
+    elif farm.ripe:
+        timing = f"block {farm.index} is ripe: the next plant opens block {farm.index + 1}"
+    else:
+        timing = f"block {farm.index} is open, ripe in {due - farm.close_time} s"
+    return f"waiting for a block to plant and mine in ({waited:.0f} s so far): {timing}"
 
 
 async def run_blocks(
@@ -251,7 +269,8 @@ async def run_blocks(
     ``on_started`` is called once the pooler processes are started."""
     cluster = pool.cluster
     problems: list[str] = []
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     for pooler in pool.poolers:
         cluster.start_pooler(pooler, blocks=blocks, threads=threads)
     if on_started is not None:
@@ -262,7 +281,12 @@ async def run_blocks(
         last = p.last("pooler.reported")
         return int(last.get("blocks_worked", 0)) if last else 0
 
+    note_every = max(5.0, min(10.0, cluster.block_interval / 2))
+    next_note = time.monotonic()
     while any(worked(p) < blocks for p in pool.poolers):
+        if time.monotonic() >= next_note and not any(p.last("pooler.mining") for p in pool.poolers):
+            _say(progress, first_block_wait(await pool.gateway.farm_state(), time.monotonic() - started))
+            next_note = time.monotonic() + note_every
         for p in pool.poolers:
             if not p.running and worked(p) < blocks:
                 raise ClusterError(

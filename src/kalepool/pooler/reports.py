@@ -126,6 +126,7 @@ class Reports:
             self.harvest_retry_at = self.clock() + 3 * self.settings.poll_interval
         log.info(
             "pooler.harvested",
+            blocks=sorted({h.block_index for h in answer.harvest_results} or blocks),
             harvested=len(answer.harvest_results),
             failed=len(answer.failed_harvests),
             total_rewards=answer.total_rewards,

@@ -320,7 +320,7 @@ class FarmGateway:
             interval, ledger_seconds = info.block_interval, info.ledger_seconds
         await self.farm_index()  # the farm contract is there
         self.profile = dataclasses.replace(profile, block_interval=interval)
-        facts = NetworkFacts(
+        return NetworkFacts(
             network=profile.name,
             passphrase=passphrase,
             farm_contract_id=self.farm_id,
@@ -328,8 +328,6 @@ class FarmGateway:
             block_interval=interval,
             ledger_seconds=ledger_seconds,
         )
-        log.info("network.learnt", **facts.as_json())
-        return facts
 
     # ================================================================== actions
 
