@@ -9,10 +9,11 @@ from pydantic import SecretStr
 from stellar_sdk import Keypair
 
 from kalepool.errors import InvalidInput
+from kalepool.kale.amounts import parse_amount
 from kalepool.kale.networks import DEVNET, TESTNET
 from kalepool.settings import StellarSettings
 from kalepool.stellar import FarmGateway, LaunchtubeSubmitter, Payment, RpcSubmitter
-from kalepool.stellar.gateway import _amount_str, _stroops
+from kalepool.stellar.gateway import _sdk_amount
 
 
 @pytest.fixture
@@ -27,9 +28,9 @@ async def offline() -> AsyncIterator[FarmGateway]:
     ("stroops", "text"), [(1, "0.0000001"), (10_000_000, "1.0000000"), (123_456_789_012, "12345.6789012")]
 )
 def test_amounts(stroops: int, text: str) -> None:
-    assert _amount_str(stroops) == text
-    assert _stroops(text) == stroops
-    assert _stroops("12.5") == 125_000_000
+    assert _sdk_amount(stroops) == text
+    assert parse_amount(text) == stroops
+    assert parse_amount("12.5") == 125_000_000
 
 
 async def test_payment_validation(offline: FarmGateway) -> None:

@@ -1,14 +1,19 @@
 """The ``kalepool`` command line: thin commands over library functions.
 
+This module holds the root command and the services' commands (demo, devnet, mine,
+backend, pooler); :mod:`~kalepool.cli.people` the commands people run against a pool
+(keys, admin, farmer, doctor); :mod:`~kalepool.cli.common` what they share.
+
 Each command collects its inputs, calls into the package, and prints the result. Errors
-are handled once, by the root command group: every kalepool error (the tree under
-:class:`kalepool.errors.KalePoolError`), ``ValueError`` and ``OSError`` is printed as one
+are handled once, by the root command group (:class:`~kalepool.cli.common.Commands`):
+every kalepool error (the tree under :class:`kalepool.errors.KalePoolError`),
+``ValueError`` and ``OSError`` is printed as one
 ``error: ...`` line on stderr, exit code 2 for configuration and input errors and 1 for
 the others (:func:`kalepool.errors.is_usage_error`); Ctrl-C is ``error: interrupted``,
 exit code 130.
 
 Help texts are Markdown (reflowed to the terminal's width); an option whose default comes
-from the settings names the setting and its default (:func:`setting_help`).
+from the settings names the setting and its default (:func:`~kalepool.cli.common.setting_help`).
 """
 
 from __future__ import annotations

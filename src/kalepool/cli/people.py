@@ -19,6 +19,7 @@ import typer
 
 from kalepool.cli.common import ConfigOption, JsonOption, print_json, setting_help
 from kalepool.errors import ConfigError
+from kalepool.kale.amounts import amount_text
 
 T = TypeVar("T")
 
@@ -34,7 +35,7 @@ farmer_app = typer.Typer(
     help="A farmer's side of the API: register, fund, check, change, leave.", no_args_is_help=True
 )
 
-KALE = 10_000_000
+
 
 
 def write_private(path: Path, text: str) -> None:
@@ -241,11 +242,7 @@ def _as_farmer(
 
 
 def _stroops(amount: int | None, asset: str | None = "KALE") -> str:
-    return (
-        "-"
-        if amount is None
-        else f"{amount / KALE:,.7f}".rstrip("0").rstrip(".") + f" {asset or ''}".rstrip()
-    )
+    return "-" if amount is None else amount_text(amount, unit=asset or "", min_places=0)
 
 
 def format_funding(funding: dict[str, Any]) -> list[str]:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from kalepool.kale.amounts import amount_text
+
 __all__ = ["BlockRow", "DemoReport", "Difference", "FarmerRow", "collect"]
 
 
@@ -224,7 +226,7 @@ FARMER_COLUMNS: tuple[tuple[str, Justify], ...] = (
 
 
 def kale(stroops: int) -> str:
-    return f"{stroops / 1e7:,.4f}"
+    return amount_text(stroops, min_places=4, max_places=4)
 
 
 def _span(low: int | None, high: int | None) -> str:

@@ -25,7 +25,7 @@ What it generates, for the 76-byte KALE preimage (one Keccak-f[1600] block of ra
   state, which LLVM's loop vectoriser turns into SIMD code over the nonces, then scans
   the block for the best. ``BLOCK`` is one vector register of 64-bit lanes for the
   target numba compiles for (8 with AVX-512, 4 with AVX2, 2 with SSE2), fixed when the
-  module is imported (:func:`kalepool.miner.kernel.simd_block`); numba's disk cache is
+  module is imported (:func:`kalepool.miner.isa.simd_block`); numba's disk cache is
   keyed by that same target, so a cached kernel always matches its block size.
 * Emission order: rho, pi and chi are emitted row by row of the output, and the next
   round's theta column parities are accumulated as each row is produced, so that few
@@ -272,7 +272,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kalepool.miner.kernel import simd_block
+from kalepool.miner.isa import simd_block
 
 U = np.uint64
 MASK64 = (1 << 64) - 1

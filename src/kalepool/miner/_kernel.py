@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kalepool.miner.kernel import simd_block
+from kalepool.miner.isa import simd_block
 
 U = np.uint64
 MASK64 = (1 << 64) - 1

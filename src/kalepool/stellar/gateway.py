@@ -40,6 +40,7 @@ from stellar_sdk.operation import ChangeTrust, InvokeHostFunction
 from stellar_sdk.operation import Payment as PaymentOp
 
 from kalepool.errors import InvalidInput, NetworkMismatch
+from kalepool.kale.amounts import amount_text, parse_amount
 from kalepool.kale.errors import FarmError, FarmErrorCode
 from kalepool.kale.networks import NetworkFacts, NetworkProfile
 from kalepool.kale.pow import leading_zeros
@@ -482,7 +483,7 @@ class FarmGateway:
             raise AccountNotFound(address)
         if info.kale_trustline:
             return TrustlineOutcome(address, created=False)
-        amount = None if limit is None else _amount_str(_positive(limit, "limit"))
+        amount = None if limit is None else _sdk_amount(_positive(limit, "limit"))
         executed = await self.pipeline.classic(
             account_signer,
             lambda b: b.append_change_trust_op(asset=self.kale, limit=amount),
@@ -525,7 +526,7 @@ class FarmGateway:
         def build(builder: TransactionBuilder) -> None:
             for p in payments:
                 asset = self.kale if p.asset == "KALE" else Asset.native()
-                builder.append_payment_op(p.destination, asset, _amount_str(p.amount))
+                builder.append_payment_op(p.destination, asset, _sdk_amount(p.amount))
             if memo is not None:
                 builder.add_text_memo(memo)
 
@@ -543,7 +544,7 @@ class FarmGateway:
 
         def build(builder: TransactionBuilder) -> None:
             for a in accounts:
-                builder.append_create_account_op(a.destination, _amount_str(a.amount))
+                builder.append_create_account_op(a.destination, _sdk_amount(a.amount))
 
         executed = await self.pipeline.classic(source_signer, build, on_signed=on_signed)
         outcome = self._outcome(executed)
@@ -601,7 +602,7 @@ class FarmGateway:
             payments = tuple(
                 Payment(
                     op.destination.account_id,
-                    _stroops(op.amount),
+                    parse_amount(op.amount),
                     "XLM" if op.asset.is_native() else "KALE",
                 )
                 for op in ops
@@ -707,11 +708,6 @@ def _positive(value: int, field: str) -> int:
     return value
 
 
-def _amount_str(stroops: int) -> str:
+def _sdk_amount(stroops: int) -> str:
     """Stroops as the SDK's 7-decimal amount string."""
-    return f"{stroops // 10_000_000}.{stroops % 10_000_000:07d}"
-
-
-def _stroops(amount: str) -> int:
-    whole, _, frac = amount.partition(".")
-    return int(whole) * 10_000_000 + int((frac + "0000000")[:7])
+    return amount_text(stroops, grouping=False)

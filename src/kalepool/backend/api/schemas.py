@@ -376,7 +376,3 @@ class FarmerDetailPublic(FarmerPublic):
 
 def hex_or_none(value: bytes | None) -> str | None:
     return value.hex() if value is not None else None
-
-
-def dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json")

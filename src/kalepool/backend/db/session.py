@@ -56,11 +56,6 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
-    async def ping(self) -> str:
-        """``SELECT version()``; raises if the server cannot be reached."""
-        async with self.engine.connect() as conn:
-            return str((await conn.execute(text("select version()"))).scalar_one())
-
     async def revision(self) -> str | None:
         """The Alembic revision of the database (``None``: not migrated)."""
         async with self.engine.connect() as conn:

@@ -11,19 +11,16 @@ from typing import Any
 import segno
 from markupsafe import Markup
 
+from kalepool.kale.amounts import amount_text
+
 __all__ = ["FILTERS", "amount", "bps", "qr_svg"]
-
-STROOPS = 10_000_000
-
 
 def amount(stroops: int | None, unit: str = "KALE", *, places: int = 7) -> str:
     """``12,345.67 KALE`` from 123456700000 stroops: exact, at least 2 decimals, at most 7."""
     if stroops is None:
         return "–"
-    sign = "−" if stroops < 0 else ""
-    whole, frac = divmod(abs(int(stroops)), STROOPS)
-    digits = f"{frac:07d}"[:places].rstrip("0").ljust(2, "0")
-    return f"{sign}{whole:,}.{digits} {unit}".rstrip()
+    text = amount_text(int(stroops), unit=unit, min_places=min(2, places), max_places=places)
+    return text.replace("-", "−")
 
 
 def kale(stroops: int | None) -> str:

@@ -34,7 +34,7 @@ from enum import StrEnum
 from kalepool.backend.accounting import held_fees
 from kalepool.backend.chain import AccountInfo
 from kalepool.backend.enums import AccountType, JournalKind, PailState
-from kalepool.kale.constants import STROOPS_PER_KALE
+from kalepool.kale.amounts import amount_text
 from kalepool.settings import BackendSettings
 
 __all__ = [
@@ -156,9 +156,7 @@ def advance(plan: Plan, sent: Sent | None = None) -> Planned | None:
 
 def kale(stroops: int) -> str:
     """``12.5000000 KALE`` (exact: integers only)."""
-    sign = "-" if stroops < 0 else ""
-    whole, frac = divmod(abs(stroops), STROOPS_PER_KALE)
-    return f"{sign}{whole:,}.{frac:07d} KALE"
+    return amount_text(stroops, unit="KALE")
 
 
 def backoff(last: tuple[datetime, str | None] | None, now: datetime, settings: BackendSettings) -> str | None:
