@@ -113,7 +113,10 @@ valid_bodies: dict[type[BaseModel], st.SearchStrategy[dict[str, Any]]] = {
     s.HeartbeatRequest: st.fixed_dictionaries(
         {"pooler_id": ids},
         optional={
-            "status": st.text(st.characters(min_codepoint=32, exclude_characters="\x7f"), max_size=64),
+            # text a UTF-8 JSON body can carry: no control character, no lone surrogate
+            "status": st.text(
+                st.characters(codec="utf-8", min_codepoint=32, exclude_characters="\x7f"), max_size=64
+            ),
             "hash_rate": st.floats(min_value=0, max_value=1e18) | st.integers(0, 10**12),
             "current_block": st.integers(0, U32),
             "farmers_mining": st.integers(0, I32),
