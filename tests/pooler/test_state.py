@@ -211,6 +211,30 @@ async def test_commit_makes_every_recorded_event_durable_with_one_fsync(
     journal.close()
 
 
+def test_a_killed_process_loses_no_recorded_event(tmp_path: Path) -> None:
+    """A pooler killed (SIGKILL, OOM) between commits: what it recorded is in the file, as
+    the kernel holds it, though no fsync ran (a work recorded as signed must be followed
+    after a restart, not signed again)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "state.jsonl"
+    script = (
+        "import os, signal, sys\n"
+        "from kalepool.pooler.state import StateJournal\n"
+        "journal = StateJournal(sys.argv[1]); journal.open()\n"
+        "journal.record('pooler', id='p')\n"
+        "journal.record('ask', b=12)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], check=False, timeout=60)
+    assert done.returncode == -signal.SIGKILL
+    state = StateJournal.read(path)
+    assert state.pooler_id == "p" and state.plant_requested == 12, os.fspath(path)
+
+
 @pytest.mark.parametrize("farmers", [10, 1_000])
 def test_recording_a_work_costs_the_same_whatever_the_farmer_count(tmp_path: Path, farmers: int) -> None:
     """What one work writes (its best, its signed envelope, its outcome) does not grow

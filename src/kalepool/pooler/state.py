@@ -8,9 +8,10 @@ signed envelope, recorded *before* it is sent, a plant-request not answered yet,
 blocks whose ``work-complete`` report is owed, and harvests still to request.
 
 It changes only through small events (:data:`Event`): :meth:`StateJournal.record`
-applies one to the state and appends it as one JSON line, so the cost of a change does not
-grow with the number of farmers. :meth:`StateJournal.commit` makes everything recorded so
-far durable (one ``fsync`` shared by every caller waiting meanwhile): a work's envelope
+applies one to the state and appends it as one JSON line (written through at once: a
+killed process loses no recorded event), so the cost of a change does not grow with the
+number of farmers. :meth:`StateJournal.commit` makes everything recorded so far durable
+against a power loss (one ``fsync`` shared by every caller waiting meanwhile): a work's envelope
 is committed before it is sent. At start, and after a block is reported, the journal is
 compacted: a snapshot of the state replaces the file (written beside it, flushed,
 ``os.replace``d), so a crash leaves either the old or the new file. A torn last line (a
@@ -394,7 +395,9 @@ class StateJournal:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        self._fh = open(self.path, "a")  # noqa: SIM115 - held open between events
+        # line-buffered: each event reaches the kernel as it is recorded, so a killed process
+        # (SIGKILL, OOM) loses none; commit()'s fsync is what survives a power loss
+        self._fh = open(self.path, "a", buffering=1)  # noqa: SIM115 - held open between events
         self._since_compaction = 0
         self._synced = self._written
 
