@@ -57,6 +57,7 @@ class StandInBackend:
     heartbeats: int = 0
     plantable: int | None = None  # heartbeat answer (default: every farmer)
     fail_next: int = 0  # answer 503 to this many requests first
+    unready: int = 0  # answer this many plant-requests with nobody eligible (not funded yet)
     fail_plants: dict[str, int] = field(default_factory=dict)  # farmer id -> plants to fail (rpc_timeout)
     #: the backend's network facts: a request naming others is refused (409 network_mismatch)
     network: dict[str, Any] | None = None
@@ -121,6 +122,10 @@ class StandInBackend:
             ripe = farm.block_start is not None and farm.close_time >= farm.block_start + self.interval
             current = farm.index + 1 if ripe else farm.index
             todo = [f for f in self.farmers if (f.farmer_id, current) not in self.plantings]
+            eligible = len(self.farmers)
+            if self.unready > 0:
+                self.unready -= 1
+                todo, eligible = [], 0
             failed: list[w.FailedPlant] = []
             for farmer in [f for f in todo if self.fail_plants.get(f.farmer_id, 0) > 0]:
                 self.fail_plants[farmer.farmer_id] -= 1
@@ -165,7 +170,7 @@ class StandInBackend:
         summary = w.PlantSummary(
             requested_block_index=target,
             farm_index=farm.index,
-            eligible=len(self.farmers),
+            eligible=eligible,
             planted=len(planted),
             already_planted=0,
             failed=len(failed),

@@ -83,6 +83,27 @@ async def test_farmers_whose_plant_failed_for_the_chain_are_planted_again_in_the
     assert {i for (f, i) in backend.plantings if f == late} == {index}
 
 
+async def test_a_lone_pooler_whose_farmers_were_not_ready_asks_again(
+    make_service: Any, backend: StandInBackend, gateway: FarmGateway, devnet: DevnetHandle
+) -> None:
+    """The only pooler asks for the next block while none of its farmers is ready: nobody
+    is planted, so nobody opens that block. The pooler must not forget it (it would wait
+    for a block only its own plant-request can open): it asks again, plants and works it."""
+    farm = await gateway.farm_state()
+    while farm.block_start is None or farm.close_time < farm.block_start + INTERVAL:
+        await asyncio.sleep(0.5)  # a ripe farm: the next block opens with the next plant
+        farm = await gateway.farm_state()
+    backend.unready = 2
+    service = make_service(max_blocks=1)
+    closer = asyncio.create_task(close_when_done(service, gateway, devnet, 1))
+    await asyncio.wait_for(service.run(), timeout=60)
+    await closer
+    (index,) = sorted(backend.works)
+    assert index == farm.index + 1
+    assert backend.plant_requests == [index, index, index]  # unready twice, then planted
+    assert {w["farmer_id"] for w in backend.works[index]} == {f.farmer_id for f in backend.farmers}
+
+
 async def test_restart_mid_block_resumes_without_double_work(
     make_service: Any, backend: StandInBackend, gateway: FarmGateway, devnet: DevnetHandle
 ) -> None:

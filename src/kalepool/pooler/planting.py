@@ -8,6 +8,12 @@ backend was away, nobody planted for a transient reason, a ``future_block``), a 
 the farmers that failed for the chain's or the backend's reason (:attr:`replant`, which
 :func:`~kalepool.pooler.decide.decide` schedules while the block can still be worked), or
 giving the block up.
+
+A block that is not open yet (the next one, asked once the farm is ripe) and that nobody
+could be planted in is not given up: no plant opened it, so it stays the next block, and
+is asked for again after :data:`UNOPENED_RETRY` of an interval. Forgetting it would leave
+a lone pooler, whose farmers were not ready at that moment, waiting for a block only its
+own plant-request can open.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from kalepool.settings import PoolerSettings
 from kalepool.wire import ErrorCode
 from kalepool.wire import pooler as w
 
-__all__ = ["PLANT_ATTEMPTS", "REPLANT_ATTEMPTS", "PlantRequests"]
+__all__ = ["PLANT_ATTEMPTS", "REPLANT_ATTEMPTS", "UNOPENED_RETRY", "PlantRequests"]
 
 log = structlog.get_logger("kalepool.pooler")
 
@@ -33,6 +39,8 @@ log = structlog.get_logger("kalepool.pooler")
 PLANT_ATTEMPTS = 3
 #: Plant-requests for one block in all (first ask and replants of failed farmers).
 REPLANT_ATTEMPTS = 8
+#: A block nobody opened is asked for again after this fraction of the block interval.
+UNOPENED_RETRY = 0.1
 
 
 class PlantRequests:
@@ -45,12 +53,14 @@ class PlantRequests:
         settings: PoolerSettings,
         *,
         interval: int,
+        farm_index: Callable[[], int | None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.journal = journal
         self.settings = settings
         self.interval = interval
+        self.farm_index = farm_index  # the farm's current block, as last read
         self.clock = clock
         self.attempts: dict[int, int] = {}
         self.retry_at = 0.0  # local clock: the next request of a new block
@@ -137,5 +147,14 @@ class PlantRequests:
 
     def _give_up(self, target: int) -> None:
         block = self.journal.state.blocks.get(target)
-        if block is None or not block.planted:
-            self.journal.record("completed", b=target)  # nobody to mine for in this block
+        if block is not None and block.planted:
+            return
+        current = self.farm_index()
+        if current is not None and target > current:
+            # nobody planted, so the block did not open: it is still the next one
+            delay = max(self.settings.poll_interval, UNOPENED_RETRY * self.interval)
+            log.info("pooler.block_not_opened", block_index=target, retry_in=round(delay, 1))
+            self.attempts.pop(target, None)
+            self.retry_at = self.clock() + delay
+            return
+        self.journal.record("completed", b=target)  # nobody to mine for in this block

@@ -157,7 +157,14 @@ class PoolerService:
         self.finished: set[int] = set()
         self.finish_tasks: dict[int, asyncio.Task[None]] = {}
         self.tasks: dict[str, asyncio.Task[Any]] = {}  # plant, harvest, heartbeat, channels
-        self.planting = PlantRequests(client, self.journal, settings, interval=interval, clock=clock)
+        self.planting = PlantRequests(
+            client,
+            self.journal,
+            settings,
+            interval=interval,
+            farm_index=lambda: self.monitor.index,
+            clock=clock,
+        )
         self.plantable: int | None = None  # the backend's count, from heartbeats
         self.last_planted: deque[int] = deque(maxlen=4)
         self.recent: dict[int, BlockState] = {}  # the last blocks reported, as they ended
