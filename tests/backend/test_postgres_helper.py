@@ -70,3 +70,40 @@ def test_embedded_server_starts_stops_and_restarts_on_its_data(tmp_path: Path) -
 def test_missing_parent_directory_is_reported(tmp_path: Path) -> None:
     with pytest.raises(postgres.EmbeddedPostgresError, match="parent"):
         postgres.EmbeddedPostgres(tmp_path / "absent" / "pgdata").start()
+
+
+def test_the_system_user_is_created_by_one_caller_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two suite workers starting their first server at once each ran ``useradd``; one
+    chowned its data directory to a uid the other's then replaced. Creation is serialised
+    (a file lock), so every caller sees the one user made. The stand-in ``useradd`` below
+    checks and creates in two steps, as the real one is not atomic with that check."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    users: dict[str, SimpleNamespace] = {}
+    inside = []
+
+    def ensure_user_exists(name: str) -> SimpleNamespace:
+        inside.append(1)
+        concurrent = len(inside)
+        try:
+            if name not in users:
+                time.sleep(0.02)  # the window between the check and the write
+                uid = 2000 + len(users) + concurrent
+                users[name] = SimpleNamespace(pw_uid=uid, pw_gid=uid)
+            return users[name]
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(postgres._embedded_package().utils, "ensure_user_exists", ensure_user_exists)
+    seen: list[tuple[int, int]] = []
+    threads = [
+        threading.Thread(target=lambda: seen.append(postgres._system_user("kalepool_test_user")))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 8 and set(seen) == {(users["kalepool_test_user"].pw_uid,) * 2}

