@@ -170,6 +170,12 @@ class BackendSettings(BaseModel):
         "another process used, an RPC timeout) is tried again",
     )
     payout_batch: int = Field(default=500, ge=1, description="farmers one payout run looks at most")
+    payout_concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="farmers' payouts in flight at once (each from its own custodial account; "
+        "each holds two database connections while it is sent: keep it within database.pool_size)",
+    )
     # the web dashboard (served by the API process on the same port)
     dashboard: bool = Field(default=True, description="serve the web dashboard at / beside the API")
     dashboard_refresh_seconds: float = Field(

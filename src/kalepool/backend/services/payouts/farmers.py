@@ -71,10 +71,14 @@ async def farmer_plan(db: Database, chain: Chain, farmer: Farmer, settings: Back
 
 
 async def pay_farmers(ops: ChainOps, *, limit: int | None = None) -> PayoutRun:
-    """One payout run over the funded, not departed farmers (open payouts first)."""
+    """One payout run over the funded, not departed farmers (open payouts first),
+    ``backend.payout_concurrency`` at a time."""
     async with ops.db.transaction() as session:
         ids = await q.farmers_to_pay(session, limit=limit or ops.settings.payout_batch)
-    return await each(ops, ids, _one_farmer, PayoutRun(), "farmer")
+    # each farmer pays from its own account, under its own row lock: several at once
+    return await each(
+        ops, ids, _one_farmer, PayoutRun(), "farmer", concurrency=ops.settings.payout_concurrency
+    )
 
 
 async def _one_farmer(ops: ChainOps, farmer_id: uuid.UUID, run: PayoutRun) -> None:

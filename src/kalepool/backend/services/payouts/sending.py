@@ -20,7 +20,7 @@ from kalepool.backend.db import payouts as q
 from kalepool.backend.db.models import Farmer, Payout
 from kalepool.backend.enums import AccountType, Asset, JournalKind, PayoutStatus
 from kalepool.backend.logs import get_logger
-from kalepool.backend.services.common import ChainOps, failure_of
+from kalepool.backend.services.common import ChainOps, bounded, failure_of
 from kalepool.backend.services.payouts.plan import Action, FeeOwner, Payee, Planned, source_problem
 
 __all__ = ["PayoutRun", "drive", "each", "from_source", "open_fee_payouts", "payout_row"]
@@ -57,15 +57,21 @@ async def each(
     one: Callable[[ChainOps, uuid.UUID, PayoutRun], Awaitable[None]],
     run: PayoutRun,
     who: str,
+    *,
+    concurrency: int = 1,
 ) -> PayoutRun:
-    """``one`` for every id; an unexpected error is counted and logged, and the run goes on."""
-    for account_id in ids:
+    """``one`` for every id, ``concurrency`` at a time; an unexpected error is counted and
+    logged, and the run goes on."""
+
+    async def guarded(account_id: uuid.UUID) -> None:
         run.considered += 1
         try:
             await one(ops, account_id, run)
         except Exception:
             run.errors += 1
             log.exception("payout failed unexpectedly", account_type=who, account_id=str(account_id))
+
+    await bounded(concurrency, ids, guarded)
     if run.paid or run.failed or run.resumed or run.errors:
         figures = {k: v for k, v in vars(run).items() if v and k not in ("poolers", "platform", "departing")}
         log.info(f"{who} payout run", **figures)
