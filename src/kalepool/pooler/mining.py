@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +21,7 @@ from kalepool.miner import FairSplit, MiningJob, ProgressEvent, RewardSplit, Spl
 from kalepool.miner.searcher import Searcher, Solution
 from kalepool.pooler.state import BlockState
 
-__all__ = ["BlockMiner"]
+__all__ = ["BlockMiner", "HashRate"]
 
 
 class BlockMiner:
@@ -141,3 +143,29 @@ class BlockMiner:
 
     def total_hashes(self) -> int:
         return sum(self.hashes.values())
+
+
+class HashRate:
+    """The rate the miner hashes at, over its last ~10 s (``fallback``, the measured or
+    configured rate, until two samples are in; 0 while nothing is mined)."""
+
+    WINDOW = 10.0  # seconds
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.samples: deque[tuple[float, int]] = deque(maxlen=40)
+
+    def sample(self, hashes_done: int) -> None:
+        self.samples.append((self.clock(), hashes_done))
+
+    def current(self, *, mining: bool, fallback: float) -> float:
+        samples = self.samples
+        if not mining:
+            return 0.0
+        if len(samples) < 2:
+            return fallback
+        (t0, h0), (t1, h1) = samples[0], samples[-1]
+        while len(samples) > 2 and t1 - samples[0][0] > self.WINDOW:
+            samples.popleft()
+        t0, h0 = samples[0]
+        return (h1 - h0) / (t1 - t0) if t1 > t0 and h1 >= h0 else fallback

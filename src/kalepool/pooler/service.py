@@ -66,7 +66,7 @@ from kalepool.pooler.decide import (
     decide,
     expected_farmers,
 )
-from kalepool.pooler.mining import BlockMiner
+from kalepool.pooler.mining import BlockMiner, HashRate
 from kalepool.pooler.monitor import BlockMonitor, ChainClock, NewBlock, RipeBlock
 from kalepool.pooler.planting import PlantRequests
 from kalepool.pooler.reports import Reports
@@ -176,7 +176,7 @@ class PoolerService:
         #: why the service cannot go on (raised by :meth:`run` once it has shut down)
         self.fatal: KalePoolError | None = None
         self._done = asyncio.Event()
-        self._rate_samples: deque[tuple[float, int]] = deque(maxlen=40)
+        self.rate = HashRate()
 
     @property
     def state(self) -> Any:
@@ -712,7 +712,7 @@ class PoolerService:
         active = self.active
         if active is None or active.miner is None:
             return
-        self._rate_samples.append((time.monotonic(), active.miner.total_hashes()))
+        self.rate.sample(active.miner.total_hashes())
 
 
     async def _finish(self, block: BlockState) -> None:
@@ -771,19 +771,9 @@ class PoolerService:
 
 
     def current_rate(self) -> float:
-        samples = self._rate_samples
         active = self.active
         mining = active is not None and active.miner is not None and active.miner.running
-        if not mining:
-            return 0.0
-        if len(samples) < 2:
-            return float(self.hash_rate or 0.0)
-        (t0, h0), (t1, h1) = samples[0], samples[-1]
-        if t1 - t0 > 10:
-            while len(samples) > 2 and t1 - samples[0][0] > 10:
-                samples.popleft()
-            t0, h0 = samples[0]
-        return (h1 - h0) / (t1 - t0) if t1 > t0 and h1 >= h0 else float(self.hash_rate or 0.0)
+        return self.rate.current(mining=mining, fallback=float(self.hash_rate or 0.0))
 
     def status(self) -> PoolerStatus:
         return status_of(self)
