@@ -6,7 +6,7 @@ process group, stopped with Ctrl-C = SIGINT at the end, which must end it with e
 0); every other block runs to completion and must exit 0 (``bash -e``). The only change
 from the page: free ports instead of 8000 (the devnet), 8080 (the backend) and 5433 (the
 database), so the test runs beside others, given as the settings of those ports. The
-blocks stay the page's own (30 s blocks, 1 s ledgers; the farmers' KALE comes through the
+blocks stay the page's own (20 s blocks, 1 s ledgers; the farmers' KALE comes through the
 devnet's ``devnet_fund`` control).
 """
 
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 SECTION = "## Run a pool by hand on the devnet"
 TERMINAL = re.compile(r"# terminal (\d+): (.+)")
-#: how long the pool may take to harvest two blocks for both farmers (30 s blocks)
+#: how long the pool may take to harvest two blocks for both farmers (20 s blocks)
 HARVEST_DEADLINE = 300.0
 
 
