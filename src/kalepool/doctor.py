@@ -3,7 +3,9 @@
 Each check gives one line: the settings, the database (reachable, migrated to the head
 revision), the master key, the network (the RPC answers and serves the network the
 settings name; the facts every part learns from it), the pool's custodial accounts and
-the pooler's own account (XLM for their fees). A check that does not apply here (no
+the pooler's own account (XLM for their fees), the platform's wallet (it exists and holds
+a KALE trustline, or the fee payouts to it fail and wait ``backend.payout_retry_seconds``).
+A check that does not apply here (no
 pooler secret configured, an embedded database that is not running) is skipped, never
 failed.
 """
@@ -189,12 +191,38 @@ def check_pooler_account(settings: Settings) -> Check:
         return Check("pooler account", "FAIL", str(exc))
 
 
+async def _platform_wallet(settings: Settings, wallet: str) -> Check:
+    from kalepool.stellar import FarmGateway
+
+    async with FarmGateway.from_settings(settings.stellar) as gateway:
+        account = await gateway.account(wallet)
+    retry = settings.backend.payout_retry_seconds
+    waits = f"the platform's fee payouts fail, each tried again after {retry:g} s"
+    if not account.exists:
+        return Check("platform wallet", "FAIL", f"{wallet} does not exist: {waits}")
+    if not account.kale_trustline:
+        return Check("platform wallet", "FAIL", f"{wallet} has no KALE trustline: {waits}")
+    return Check("platform wallet", "ok", f"{wallet}: KALE trustline, {account.kale_balance / XLM:g} KALE")
+
+
+def check_platform_wallet(settings: Settings) -> Check:
+    wallet = settings.backend.platform_wallet
+    if wallet is None:
+        why = "none set (backend.platform_wallet): its fees stay in the pool"
+        return Check("platform wallet", "skip", why)
+    try:
+        return asyncio.run(_platform_wallet(settings, wallet))
+    except KalePoolError as exc:
+        return Check("platform wallet", "FAIL", str(exc))
+
+
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
     check_database,
     check_master_key,
     check_network,
     check_custodial_accounts,
     check_pooler_account,
+    check_platform_wallet,
 )
 
 

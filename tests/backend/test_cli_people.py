@@ -183,5 +183,6 @@ def test_doctor_says_what_is_wrong_one_line_each(
         "network": "FAIL",
         "pool accounts": "skip",
         "pooler account": "skip",
+        "platform wallet": "skip",
     }
     assert lines == expected, result.output
