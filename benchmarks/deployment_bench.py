@@ -22,17 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
-from kalepool.backend.db.embedded import psycopg_url
 from kalepool.demo.cluster import Cluster
 from kalepool.demo.runner import build_report, run_blocks, setup_pool, wait_harvested
-
-
-def _rows(cluster: Cluster, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    assert cluster.database_url is not None
-    with psycopg.connect(psycopg_url(cluster.database_url)) as conn:
-        return list(conn.execute(query, args).fetchall())
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -70,8 +61,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         blocks = sorted({e["block_index"] for e in pooler.events if e.get("event") == "pooler.reported"})
         counts = {}
         for table, status in (("plantings", "succeeded"), ("works", "accepted"), ("harvests", "succeeded")):
-            (row,) = _rows(
-                cluster,
+            (row,) = cluster.query(
                 f"select count(distinct (farmer_id, block_index)) from {table} where status = %s"
                 " and farmer_id::text = any(%s) and block_index = any(%s)",
                 status,
@@ -80,15 +70,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             counts[table] = int(row[0])
         failed = dict(
-            _rows(
-                cluster,
+            cluster.query(
                 "select error_code, count(*) from plantings where status = 'failed'"
                 " and farmer_id::text = any(%s) group by error_code",
                 ids,
             )
         )
-        (paid,) = _rows(
-            cluster,
+        (paid,) = cluster.query(
             "select count(*) from payouts where status = 'confirmed' and farmer_id::text = any(%s)",
             ids,
         )

@@ -97,6 +97,7 @@ def test_the_system_user_is_created_by_one_caller_at_a_time(monkeypatch: pytest.
             inside.pop()
 
     monkeypatch.setattr(postgres._embedded_package().utils, "ensure_user_exists", ensure_user_exists)
+    postgres._system_user.cache_clear()  # the answer is kept per process: start without one
     seen: list[tuple[int, int]] = []
     threads = [
         threading.Thread(target=lambda: seen.append(postgres._system_user("kalepool_test_user")))

@@ -9,11 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import psycopg
 from stellar_sdk import Keypair
 from stellar_sdk import xdr as sx
 
-from kalepool.backend.db.embedded import psycopg_url
 from kalepool.demo import Cluster, Pool, PoolerProcess, setup_pool
 from kalepool.demo.runner import _friendbot, roll_over_when_ripe, wait_harvested
 from kalepool.kale.storage import account_ledger_key, pail_ledger_key
@@ -77,9 +75,7 @@ async def close_and_harvest(pool: Pool, blocks: int, *, timeout: float = 6 * INT
 
 
 def rows(cluster: Cluster, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    assert cluster.database_url is not None
-    with psycopg.connect(psycopg_url(cluster.database_url)) as conn:
-        return list(conn.execute(query, args).fetchall())
+    return cluster.query(query, *args)
 
 
 def devnet_rpc(cluster: Cluster, method: str, **params: Any) -> Any:

@@ -180,6 +180,17 @@ class Cluster:
             self.database_url = self._postgres.url
         return self.database_url
 
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """The rows of one read of the pool's database (for reports and checks)."""
+        import psycopg
+
+        from kalepool.backend.db.embedded import psycopg_url
+
+        if self.database_url is None:
+            raise ClusterError("the cluster's database is not started")
+        with psycopg.connect(psycopg_url(self.database_url)) as conn:
+            return list(conn.execute(sql, args).fetchall())
+
     def start_devnet(self) -> DevnetServer:
         config = DevnetConfig(
             ledger_seconds=self.ledger_seconds,

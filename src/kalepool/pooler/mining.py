@@ -164,7 +164,7 @@ class HashRate:
             return 0.0
         if len(samples) < 2:
             return fallback
-        (t0, h0), (t1, h1) = samples[0], samples[-1]
+        t1, h1 = samples[-1]
         while len(samples) > 2 and t1 - samples[0][0] > self.WINDOW:
             samples.popleft()
         t0, h0 = samples[0]

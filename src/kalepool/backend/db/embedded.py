@@ -18,6 +18,7 @@ URLs are SQLAlchemy URLs with the psycopg 3 driver: ``postgresql+psycopg://user@
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import secrets
@@ -139,8 +140,9 @@ def _make_traversable(path: Path) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
+@functools.cache
 def _system_user(name: str) -> tuple[int, int]:
-    """``(uid, gid)`` of the system user ``name``, created when missing.
+    """``(uid, gid)`` of the system user ``name``, created when missing (once per process).
 
     Creation holds an exclusive lock on a file beside the binaries: two processes starting
     their first server at once (the test suite's workers) each ran ``useradd``, one
