@@ -272,10 +272,16 @@ async def test_a_transient_failure_is_planted_again_within_the_request(
     pooler_id, key = await dev_api.create_pooler()
     farmers = [await ready_farmer(dev_api, devnet, pooler_id) for _ in range(3)]
     flaky = FlakyChain(dev_chain, {farmers[1]["custodial_wallet"]}, times=2)
-    dev_api.context.ops.chain = flaky  # type: ignore[assignment]
+    ops = dev_api.context.ops
+    settings = ops.settings
+    # the production budget (the suite's 1 s ran out under load before the second retry)
+    ops.settings = settings.model_copy(update={"plant_retry_seconds": 20.0})
+    ops.chain = flaky  # type: ignore[assignment]
     farm = await dev_chain.farm()
-    data = await plant(dev_api, controls, key, pooler_id, farm.index)
-    dev_api.context.ops.chain = dev_chain
+    try:
+        data = await plant(dev_api, controls, key, pooler_id, farm.index)
+    finally:
+        ops.chain, ops.settings = dev_chain, settings
     assert data["failed_plants"] == [] and data["summary"]["planted"] == 3
     assert flaky.failures == {farmers[1]["custodial_wallet"]: 2}
     assert {p["block_index"] for p in data["planted_farmers"]} == {farm.index}
